@@ -3,8 +3,12 @@
 For each model size and law: fit seconds, held-out PredE / WorstE / R2 (mean over the six
 held-out curves of the published split) beside the published multi-power-law figures, and the
 coverage of the 90% band (jackknife, conformally calibrated on left-out training runs); then the
-two-run split (fit on constant_24000 + cosine_24000, predict the other seven). Also the cost of the naive (steps x points) multi-power-law evaluation relative to
-lrlab's quadrature, measured on the same training runs.
+two-run split (fit on constant_24000 + cosine_24000, predict the other seven). Rows
+"LAW/joint" are one joint fit over all the sizes given (`lrlab.laws.joint`: shape parameters
+shared across sizes, fitted on the same training schedules of every size); their "fit s" and
+"+band s" are for the whole joint fit, all sizes together. Also the cost of the naive
+(steps x points) multi-power-law evaluation relative to lrlab's quadrature, measured on the
+same training runs.
 
     python benchmarks/laws.py [--sizes 25M,100M,400M] [--laws power,momentum,mpl,lrlab]
 """
@@ -19,6 +23,7 @@ import numpy as np
 
 from lrlab.laws import REGISTRY, get_law
 from lrlab.laws.drops import exact_drop_sum
+from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import coverage, evaluate, mean_metrics
 from lrlab.runs import shared
 
@@ -40,6 +45,19 @@ def fit_and_score(name: str, train, held_out) -> tuple[float, float, dict[str, f
     began = time.perf_counter()
     law = get_law(name).fit(train)
     return point_seconds, time.perf_counter() - began, score(law, held_out)
+
+
+def joint_fit_and_score(
+    name: str, train: dict[str, list], held_out: dict[str, list]
+) -> tuple[float, float, dict[str, dict[str, float]]]:
+    """Seconds of the joint point fit over all sizes, with bands, and scores per size."""
+    began = time.perf_counter()
+    fit_joint(name, train, bands=False)
+    point_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    laws = fit_joint(name, train)
+    full_seconds = time.perf_counter() - began
+    return point_seconds, full_seconds, {s: score(laws[s], held_out[s]) for s in train}
 
 
 def naive_ratio(size: str) -> tuple[float, float]:
@@ -79,21 +97,30 @@ def main() -> int:
         ("2-run split: fit constant_24000, cosine_24000; predict the other seven",
          shared.TRAIN_TWO, shared.HELD_OUT_TWO),
     )
+
+    def row(size: str, name: str, point: float, full: float, table: dict[str, float]) -> None:
+        ref = published[size]
+        print(
+            f"{size:<5} {name:<9} {point:>6.2f} {full:>7.2f} {table['PredE']:>8.5f} "
+            f"{table['WorstE']:>8.5f} {table['R2']:>7.4f} {table['coverage']:>7.2f}   "
+            f"{ref['PredE']:.5f} / {ref['WorstE']:.5f} / {ref['R2']:.4f}",
+            flush=True,
+        )
+
     for title, train_names, held_out_names in splits:
         print(title)
         print(header)
+        train = {size: shared.load_shared_runs(size, train_names) for size in sizes}
+        held_out = {size: shared.load_shared_runs(size, held_out_names) for size in sizes}
         for size in sizes:
-            train = shared.load_shared_runs(size, train_names)
-            held_out = shared.load_shared_runs(size, held_out_names)
-            ref = published[size]
             for name in laws:
-                point, full, table = fit_and_score(name, train, held_out)
-                print(
-                    f"{size:<5} {name:<9} {point:>6.2f} {full:>7.2f} {table['PredE']:>8.5f} "
-                    f"{table['WorstE']:>8.5f} {table['R2']:>7.4f} {table['coverage']:>7.2f}   "
-                    f"{ref['PredE']:.5f} / {ref['WorstE']:.5f} / {ref['R2']:.4f}",
-                    flush=True,
-                )
+                row(size, name, *fit_and_score(name, train[size], held_out[size]))
+        if len(sizes) >= 2:
+            for name in laws:
+                if REGISTRY[name].shape_params:
+                    point, full, tables = joint_fit_and_score(name, train, held_out)
+                    for size in sizes:
+                        row(size, f"{name}/joint", point, full, tables[size])
         print()
     print("multi-power-law evaluation on the 3 training runs (published parameters)")
     for size in sizes:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from lrlab.cli.run_options import (
 )
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_LAW, REGISTRY, Law, evaluate, get_law, load_law, mean_metrics
+from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import METRICS, coverage
 from lrlab.report.plots import LossCurve, plot_loss_curves
 from lrlab.runs import Run
@@ -35,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit = subparsers.add_parser("fit", help="fit a loss-curve law to logged runs")
     add_run_options(fit)
     fit.add_argument("--law", default=DEFAULT_LAW, help=f"law to fit (default: {DEFAULT_LAW})")
+    fit.add_argument(
+        "--joint",
+        action="store_true",
+        help="one law per directory of runs (e.g. one per model size), sharing the law's shape "
+        "parameters; -o is then a directory receiving GROUP.json per directory",
+    )
     fit.add_argument("-o", "--output", help="write the fit to this JSON file")
     fit.add_argument("--no-bands", action="store_true", help="skip the jackknife refits")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
@@ -76,24 +84,49 @@ def run_fit(args: argparse.Namespace) -> int:
     """``lrlab fit``: fit, print parameters and fit quality, optionally save."""
     runs = read_runs_from_args(args)
     options: dict[str, Any] = {"bands": False} if args.no_bands else {}
-    law = get_law(args.law, **options).fit(runs, progress=report_progress)
-    if args.output:
-        law.save(args.output)
-    quality = _quality_rows(law, runs)
+    if args.joint:
+        if args.output and Path(args.output).exists() and not Path(args.output).is_dir():
+            raise LrlabError(f"-o {args.output}: with --joint, -o names a directory, not a file")
+        groups: dict[str, list[Run]] = {}
+        for path, run in zip(args.runs, runs, strict=True):
+            groups.setdefault(Path(path).resolve().parent.name, []).append(run)
+        if len(groups) < 2:
+            raise LrlabError(
+                f"--joint: all runs are in one directory ({next(iter(groups))}); put each "
+                "group's runs (e.g. each model size) in a directory of its own"
+            )
+        laws = fit_joint(args.law, groups, progress=report_progress, **options)
+        outputs = {name: Path(args.output) / f"{name}.json" for name in laws} if args.output else {}
+    else:
+        laws = {"": get_law(args.law, **options).fit(runs, progress=report_progress)}
+        outputs = {"": Path(args.output)} if args.output else {}
+        groups = {"": runs}
+    for name, path in outputs.items():
+        laws[name].save(path)
+    quality = {name: _quality_rows(law, groups[name]) for name, law in laws.items()}
     if args.json:
-        print(json.dumps({**law.to_dict(), "quality": quality}, indent=2))
+        reports = {name: {**law.to_dict(), "quality": quality[name]} for name, law in laws.items()}
+        print(json.dumps(reports if args.joint else reports[""], indent=2))
         return 0
-    print(f"law: {law.name} ({law.summary})")
+    for name, law in laws.items():
+        _print_fit(law, quality[name], f"group {name}: " if args.joint else "")
+        if name in outputs:
+            print(f"saved: {outputs[name]}")
+    return 0
+
+
+def _print_fit(law: Law, quality: dict[str, dict[str, float]], heading: str) -> None:
+    print(f"{heading}law: {law.name} ({law.summary})")
     print(
-        f"fitted on {len(runs)} run(s), {law.fit_info_['points']} points, "
+        f"fitted on {len(quality)} run(s), {law.fit_info_['points']} points, "
         f"{law.fit_info_['seconds']:.2f} s"
     )
+    fixed = law.config["fixed"] or {}
+    shared = law.fit_info_.get("joint", {}).get("shared", [])
     for name, value, error in zip(law.param_names, law.params_, law.param_errors_, strict=True):
-        print(f"  {name:>8} = {value:.6g} +- {error:.2g}")
+        note = " (shared by the groups)" if name in shared else " (fixed)" if name in fixed else ""
+        print(f"  {name:>8} = {value:.6g} +- {error:.2g}{note}")
     _print_metrics(quality)
-    if args.output:
-        print(f"saved: {args.output}")
-    return 0
 
 
 def _print_metrics(rows: dict[str, dict[str, Any]]) -> None:

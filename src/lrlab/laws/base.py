@@ -36,7 +36,12 @@ from lrlab.runs.model import Run
 FORMAT = "lrlab-law-fit"
 FORMAT_VERSION = 1
 REGISTRY: dict[str, type[Law]] = {}
-COMMON_CONFIG: dict[str, Any] = {"huber_delta": 1e-3, "band_level": 0.9, "bands": True}
+COMMON_CONFIG: dict[str, Any] = {
+    "huber_delta": 1e-3,
+    "band_level": 0.9,
+    "bands": True,
+    "fixed": None,  # {parameter: value} held fixed in the fit
+}
 _SINGLE_RUN_BLOCKS = 4
 _SCOUT_EVALS = 40  # evaluations per start before the best start is refined
 _REFIT_EVALS = 100  # evaluations per warm-started jackknife refit
@@ -74,6 +79,8 @@ class Law(abc.ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
+    # How the loss responds to the schedule, as opposed to the model's scale (`laws.joint`).
+    shape_params: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **config: Any) -> None:
@@ -85,6 +92,19 @@ class Law(abc.ABC):
                 f"(options: {', '.join(allowed)})"
             )
         self.config: dict[str, Any] = {**allowed, **config}
+        fixed = self.config["fixed"] or {}
+        if not isinstance(fixed, dict):
+            raise LrlabError(f"law {self.name!r}: option fixed must map parameter names to values")
+        for param, value in fixed.items():
+            if param not in self.param_names:
+                raise LrlabError(
+                    f"law {self.name!r}: option fixed names unknown parameter {param!r} "
+                    f"(parameters: {', '.join(self.param_names)})"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+                raise LrlabError(
+                    f"law {self.name!r}: option fixed: {param} must be a finite number, got {value!r}"
+                )
 
     # --- what each law defines ------------------------------------------------------------------
 
@@ -133,7 +153,7 @@ class Law(abc.ABC):
                 f"{len(self.param_names)}"
             )
         losses = np.concatenate([run.loss for run in runs])
-        lower, upper = self.bounds(float(losses.max()), float(losses.min()))
+        lower, upper = self._pinned(*self.bounds(float(losses.max()), float(losses.min())))
         best = None
         candidates = self.starts(float(losses.min()))
         for index, start in enumerate(candidates, start=1):
@@ -147,9 +167,10 @@ class Law(abc.ABC):
         if progress:
             progress(f"{self.name}: refining the best start")
         best = self._solve(problems, best.x, lower, upper)
-        self.params_ = best.x
+        self.params_ = self._exact_fixed(best.x)
         residuals = self._residuals(best.x, problems)
-        self.covariance_ = _covariance(best.jac, 2.0 * best.cost, len(self.param_names))
+        free_jacobian = best.jac * (lower < np.nextafter(upper, -np.inf))  # fixed: no variance
+        self.covariance_ = gauss_newton_covariance(free_jacobian, 2.0 * best.cost, len(self.param_names))
         self.param_errors_ = np.sqrt(np.clip(np.diag(self.covariance_), 0.0, None))
         self.noise_sd_ = float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
         self.replicates_ = np.empty((0, len(self.param_names)))
@@ -159,7 +180,9 @@ class Law(abc.ABC):
                 progress(f"{self.name}: {len(groups)} jackknife refits for the band")
             self.replicates_ = np.array(
                 [
-                    self._solve([self._problem(*part) for part in keep], best.x, lower, upper).x
+                    self._exact_fixed(
+                        self._solve([self._problem(*part) for part in keep], best.x, lower, upper).x
+                    )
                     for keep, _ in groups
                 ]
             )
@@ -175,6 +198,27 @@ class Law(abc.ABC):
         }
         return self
 
+    def _pinned(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds with each ``fixed`` parameter pinned to its value (a vanishing interval, since
+        bounded least squares needs lower < upper)."""
+        for param, value in (self.config["fixed"] or {}).items():
+            index = self.param_names.index(param)
+            if not lower[index] <= value <= upper[index]:
+                raise LrlabError(
+                    f"law {self.name!r}: option fixed: {param} = {value} is outside its range "
+                    f"[{lower[index]:g}, {upper[index]:g}]"
+                )
+            lower[index], upper[index] = value, np.nextafter(value, np.inf)
+        return lower, upper
+
+    def _exact_fixed(self, theta: np.ndarray) -> np.ndarray:
+        """`theta` with the ``fixed`` parameters exactly at their values (the solver may return
+        the other end of their vanishing interval)."""
+        theta = theta.copy()
+        for param, value in (self.config["fixed"] or {}).items():
+            theta[self.param_names.index(param)] = value
+        return theta
+
     def _problem(
         self, lr: np.ndarray, steps: np.ndarray, loss: np.ndarray
     ) -> tuple[Any, np.ndarray]:
@@ -186,6 +230,20 @@ class Law(abc.ABC):
         observed = np.concatenate([log_loss for _, log_loss in problems])
         return np.log(np.maximum(predicted, _TINY)) - observed
 
+    def _objective(self, theta: np.ndarray, problems: list[tuple[Any, np.ndarray]]) -> np.ndarray:
+        """The fit's residuals: log-loss residuals of every problem, then the prior's."""
+        return np.concatenate([self._residuals(theta, problems), self.penalty(theta)[0]])
+
+    def _jacobian(self, theta: np.ndarray, problems: list[tuple[Any, np.ndarray]]) -> np.ndarray:
+        """d `_objective` / d theta (analytic where the law gives it)."""
+        blocks = []
+        for features, _ in problems:
+            predicted, block = self.curve_and_jacobian(theta, features)
+            if block is None:
+                return _finite_difference(lambda x: self._objective(x, problems), theta)
+            blocks.append(block / np.maximum(predicted, _TINY)[:, None])  # d log(pred)
+        return np.vstack([*blocks, self.penalty(theta)[1]])
+
     def _solve(
         self,
         problems: list[tuple[Any, np.ndarray]],
@@ -194,33 +252,15 @@ class Law(abc.ABC):
         upper: np.ndarray,
         max_evals: int = 400,
     ) -> optimize.OptimizeResult:
-        def objective(theta: np.ndarray) -> np.ndarray:
-            return np.concatenate([self._residuals(theta, problems), self.penalty(theta)[0]])
-
-        def jacobian(theta: np.ndarray) -> np.ndarray:
-            blocks = []
-            for features, _ in problems:
-                predicted, block = self.curve_and_jacobian(theta, features)
-                if block is None:
-                    return _finite_difference(objective, theta)
-                blocks.append(block / np.maximum(predicted, _TINY)[:, None])  # d log(pred)
-            return np.vstack([*blocks, self.penalty(theta)[1]])
-
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return optimize.least_squares(
-                objective,
-                start,
-                jac=jacobian,
-                bounds=(lower, upper),
-                loss="huber",
-                f_scale=self.config["huber_delta"],
-                x_scale="jac",
-                method="trf",
-                ftol=1e-10,
-                xtol=1e-10,
-                gtol=1e-10,
-                max_nfev=max_evals,
-            )
+        return robust_least_squares(
+            lambda theta: self._objective(theta, problems),
+            lambda theta: self._jacobian(theta, problems),
+            start,
+            lower,
+            upper,
+            self.config["huber_delta"],
+            max_evals,
+        )
 
     # --- prediction -----------------------------------------------------------------------------
 
@@ -374,7 +414,35 @@ def _fit_groups(runs: list[Run]) -> list[tuple[list[_Part], _Part]]:
     ]
 
 
-def _covariance(jacobian: np.ndarray, residual_sum: float, n_params: int) -> np.ndarray:
+def robust_least_squares(
+    objective: Callable[[np.ndarray], np.ndarray],
+    jacobian: Callable[[np.ndarray], np.ndarray],
+    start: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    huber_delta: float,
+    max_evals: int,
+) -> optimize.OptimizeResult:
+    """Bounded trust-region least squares with a Huber loss of scale `huber_delta` on the
+    residuals: the one solver of every fit."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return optimize.least_squares(
+            objective,
+            start,
+            jac=jacobian,
+            bounds=(lower, upper),
+            loss="huber",
+            f_scale=huber_delta,
+            x_scale="jac",
+            method="trf",
+            ftol=1e-10,
+            xtol=1e-10,
+            gtol=1e-10,
+            max_nfev=max_evals,
+        )
+
+
+def gauss_newton_covariance(jacobian: np.ndarray, residual_sum: float, n_params: int) -> np.ndarray:
     """Gauss-Newton covariance ``s^2 (J^T J)^+`` with ``s^2`` the residual variance."""
     dof = max(jacobian.shape[0] - n_params, 1)
     return np.linalg.pinv(jacobian.T @ jacobian) * residual_sum / dof

@@ -82,6 +82,7 @@ class ImprovedLaw(Law):
     name = "lrlab"
     summary = "lrlab's law: multi-power law with concave LR-drop measure and fading benefit"
     param_names = ("L0", "A", "alpha", "B", "C", "beta", "gamma", "p", "kappa")
+    shape_params = ("C", "beta", "gamma", "p", "kappa")
     defaults: ClassVar[dict[str, Any]] = {
         "rel_width": 0.1,
         "lr_bin": 0.1,

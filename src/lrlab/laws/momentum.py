@@ -50,6 +50,7 @@ class MomentumLaw(Law):
     name = "momentum"
     summary = "L0 + A*S1^-alpha - C*S2 with momentum S2, Tissue et al. 2024 (arXiv:2408.11029)"
     param_names = ("L0", "A", "alpha", "C", "lam")
+    shape_params = ("lam",)
     defaults: ClassVar[dict[str, Any]] = {"lam": None}
 
     def __init__(self, **config: Any) -> None:
@@ -57,6 +58,8 @@ class MomentumLaw(Law):
         lam = self.config["lam"]
         if lam is not None and not (isinstance(lam, int | float) and 0 <= lam < 1):
             raise LrlabError(f"law 'momentum': option lam must be in [0, 1), got {lam!r}")
+        if lam is not None:  # shorthand for fixed={"lam": lam}
+            self.config["fixed"] = {**(self.config["fixed"] or {}), "lam": float(lam)}
 
     def features(self, lr: np.ndarray, steps: np.ndarray) -> MomentumFeatures:
         return MomentumFeatures(np.cumsum(lr)[steps], lr[:-1] - lr[1:], steps)
@@ -76,12 +79,8 @@ class MomentumLaw(Law):
         return L0 + power - C * area2, jacobian
 
     def bounds(self, max_loss: float, min_loss: float) -> tuple[np.ndarray, np.ndarray]:
-        lower = np.array([0.0, 0.0, 0.01, 0.0, 0.9])
-        upper = np.array([min_loss, 100.0, 3.0, 1e4, 0.99999])
-        lam = self.config["lam"]
-        if lam is not None:  # a fixed lambda: pin it with a vanishing interval
-            lower[4], upper[4] = lam, np.nextafter(lam, 1.0)
-        return lower, upper
+        lower = np.array([0.0, 0.0, 0.01, 0.0, 0.0 if self.config["lam"] is not None else 0.9])
+        return lower, np.array([min_loss, 100.0, 3.0, 1e4, 0.99999])
 
     def starts(self, min_loss: float) -> list[np.ndarray]:
         lam = self.config["lam"]

@@ -63,6 +63,7 @@ class MultiPowerLaw(Law):
     name = "mpl"
     summary = "multi-power law, Luo et al. 2025 (arXiv:2503.12811)"
     param_names = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
+    shape_params = ("C", "beta", "gamma")
     defaults: ClassVar[dict[str, Any]] = {"evaluation": "fast", "rel_width": 0.05, "lr_bin": 0.05}
 
     def __init__(self, **config: Any) -> None:
