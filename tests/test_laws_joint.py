@@ -54,9 +54,11 @@ def test_fixed_value_outside_the_range_is_a_clear_error():
         get_law("mpl", bands=False, fixed={"gamma": 7}).fit(_runs("25M"))
 
 
-def test_momentum_lam_option_still_fixes_lambda():
-    law = get_law("momentum", bands=False, lam=0.995).fit(_runs("25M"))
-    assert law.params_dict["lam"] == pytest.approx(0.995, abs=1e-12)
+@pytest.mark.parametrize("lam", [0.995, 0.5, 0.999995])  # anywhere the option admits, [0, 1)
+def test_momentum_lam_option_still_fixes_lambda(lam):
+    law = get_law("momentum", bands=False, lam=lam).fit(_runs("25M"))
+    assert law.params_dict["lam"] == lam
+    assert law.param_errors_[law.param_names.index("lam")] == 0.0
 
 
 def test_joint_fit_shares_shape_and_fits_scale_per_group(tmp_path):

@@ -169,8 +169,11 @@ class Law(abc.ABC):
         best = self._solve(problems, best.x, lower, upper)
         self.params_ = self._exact_fixed(best.x)
         residuals = self._residuals(best.x, problems)
-        free_jacobian = best.jac * (lower < np.nextafter(upper, -np.inf))  # fixed: no variance
-        self.covariance_ = gauss_newton_covariance(free_jacobian, 2.0 * best.cost, len(self.param_names))
+        free_jacobian = best.jac.copy()
+        free_jacobian[:, list(self._fixed_by_index())] = 0.0  # a fixed parameter has no variance
+        self.covariance_ = gauss_newton_covariance(
+            free_jacobian, 2.0 * best.cost, len(self.param_names)
+        )
         self.param_errors_ = np.sqrt(np.clip(np.diag(self.covariance_), 0.0, None))
         self.noise_sd_ = float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
         self.replicates_ = np.empty((0, len(self.param_names)))
@@ -198,15 +201,19 @@ class Law(abc.ABC):
         }
         return self
 
+    def _fixed_by_index(self) -> dict[int, float]:
+        """The ``fixed`` option keyed by parameter index."""
+        fixed = self.config["fixed"] or {}
+        return {self.param_names.index(param): value for param, value in fixed.items()}
+
     def _pinned(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bounds with each ``fixed`` parameter pinned to its value (a vanishing interval, since
         bounded least squares needs lower < upper)."""
-        for param, value in (self.config["fixed"] or {}).items():
-            index = self.param_names.index(param)
+        for index, value in self._fixed_by_index().items():
             if not lower[index] <= value <= upper[index]:
                 raise LrlabError(
-                    f"law {self.name!r}: option fixed: {param} = {value} is outside its range "
-                    f"[{lower[index]:g}, {upper[index]:g}]"
+                    f"law {self.name!r}: option fixed: {self.param_names[index]} = {value} is "
+                    f"outside its range [{lower[index]:g}, {upper[index]:g}]"
                 )
             lower[index], upper[index] = value, np.nextafter(value, np.inf)
         return lower, upper
@@ -215,8 +222,8 @@ class Law(abc.ABC):
         """`theta` with the ``fixed`` parameters exactly at their values (the solver may return
         the other end of their vanishing interval)."""
         theta = theta.copy()
-        for param, value in (self.config["fixed"] or {}).items():
-            theta[self.param_names.index(param)] = value
+        for index, value in self._fixed_by_index().items():
+            theta[index] = value
         return theta
 
     def _problem(

@@ -79,8 +79,11 @@ class MomentumLaw(Law):
         return L0 + power - C * area2, jacobian
 
     def bounds(self, max_loss: float, min_loss: float) -> tuple[np.ndarray, np.ndarray]:
-        lower = np.array([0.0, 0.0, 0.01, 0.0, 0.0 if self.config["lam"] is not None else 0.9])
-        return lower, np.array([min_loss, 100.0, 3.0, 1e4, 0.99999])
+        lower = np.array([0.0, 0.0, 0.01, 0.0, 0.9])
+        upper = np.array([min_loss, 100.0, 3.0, 1e4, 0.99999])
+        if self.config["lam"] is not None:  # the lam option admits any value in [0, 1)
+            lower[4], upper[4] = 0.0, 1.0
+        return lower, upper
 
     def starts(self, min_loss: float) -> list[np.ndarray]:
         lam = self.config["lam"]
