@@ -52,9 +52,9 @@ def wsd(draw: st.DrawFn) -> dict[str, Any]:
     room = fields["total"] - fields["warmup"]
     if draw(st.booleans()):
         fields["cooldown_steps"] = draw(st.integers(1, room))
-    else:  # a fraction that rounds to between 1 and `room` steps
+    else:  # a fraction (at most 1) that rounds to between 1 and `room` steps
         total = fields["total"]
-        fields["cooldown_fraction"] = draw(st.floats(0.5 / total, (room + 0.49) / total))
+        fields["cooldown_fraction"] = draw(st.floats(0.5 / total, min((room + 0.49) / total, 1.0)))
     return {"name": "wsd", "decay": decay, **fields}
 
 
