@@ -25,16 +25,10 @@ def final_loss_and_gradient(law: Law, lr: np.ndarray) -> tuple[float, np.ndarray
     if law.name == "momentum":
         return _momentum(lr, params)
     if law.name == "mpl":
-        return _multipower(lr, params, p=1.0, kappa=0.0, lr_ref=1.0, area_ref=1.0, floor=False)
+        return _multipower(lr, params, p=1.0, kappa=0.0, lr_ref=1.0)
     if law.name == "lrlab":
         return _multipower(
-            lr,
-            params,
-            p=params["p"],
-            kappa=params["kappa"],
-            lr_ref=law.config["lr_ref"] or 1.0,
-            area_ref=law.config["area_ref"] or 1.0,
-            floor=not law.config["fade_warmup"],
+            lr, params, p=params["p"], kappa=params["kappa"], lr_ref=law.config["lr_ref"] or 1.0
         )
     raise LrlabError(f"law {law.name!r} has no analytic gradient: optimise a schedule family")
 
@@ -76,77 +70,36 @@ def _momentum(lr: np.ndarray, params: dict[str, float]) -> tuple[float, np.ndarr
 
 
 def _multipower(
-    lr: np.ndarray,
-    params: dict[str, float],
-    *,
-    p: float,
-    kappa: float,
-    lr_ref: float,
-    area_ref: float,
-    floor: bool,
+    lr: np.ndarray, params: dict[str, float], *, p: float, kappa: float, lr_ref: float
 ) -> tuple[float, np.ndarray]:
-    """Multi-power law with drop measure ``phi(lr) = lr_ref (lr / lr_ref)^p`` and fade
-    ``(S / area_ref)^-kappa`` (``p = 1, kappa = 0`` is the plain multi-power law of Luo et al. 2025):
+    """Multi-power law with drop measure ``phi(lr) = lr_ref (lr / lr_ref)^p`` and fade ``S^-kappa``
+    (``p = 1, kappa = 0`` is the plain multi-power law of Luo et al. 2025):
 
-        L = L0 + A S^-alpha - B ((S / area_ref)^-kappa (D - F) + F),
-        D = sum_k (phi_{k-1} - phi_k) G(x_k),   F = sum_k (phi(m_{k-1}) - phi(m_k)) G(x_k),
-        x_k = lr_k^-gamma (S - S_{k-1}),      G(x) = 1 - (C x + 1)^-beta,
-
-    ``m_k = max(lr_0..lr_k)``: F, the floor, is the part of the rises that set a new maximum LR
-    (warmup), which does not fade (zero when `floor` is off).
+        L = L0 + A S^-alpha - B S^-kappa D,   D = sum_k (phi_{k-1} - phi_k) G(x_k),
+        x_k = lr_k^-gamma (S - S_{k-1}),      G(x) = 1 - (C x + 1)^-beta.
 
     ``S - S_{k-1} = lr_k + ... + lr_T``, so ``dx_k/dlr_i = lr_k^-gamma [k <= i] - gamma x_k / lr_k
     [k = i]`` and the chain rule needs one cumulative sum of
-    ``(phi_{k-1} - phi_k) G'(x_k) lr_k^-gamma``; ``dm_k/dlr_i = [i is where the maximum m_k is]``.
+    ``(phi_{k-1} - phi_k) G'(x_k) lr_k^-gamma``.
     """
     value, area, gradient = _area_term(lr, params)
     B, C, beta, gamma = params["B"], params["C"], params["beta"], params["gamma"]
     after = np.maximum(lr[1:], _TINY_LR)
     # S - S_{k-1} = lr_k + ... + lr_T, summed from the end so it never rounds below zero.
     remaining = np.cumsum(lr[::-1])[::-1][1:]
+    phi = lr_ref * (np.maximum(lr, 0.0) / lr_ref) ** p
+    drops = phi[:-1] - phi[1:]
     scale = after**-gamma
     x = scale * remaining
     base = C * x + 1.0
     kernel = 1.0 - base**-beta
     kernel_slope = beta * C * base ** (-beta - 1.0)  # G'(x)
-
-    def phi(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """phi and its derivative."""
-        measure = lr_ref * (np.maximum(values, 0.0) / lr_ref) ** p
-        return measure, p * measure / np.maximum(values, _TINY_LR)
-
-    def through_kernel(drops: np.ndarray) -> np.ndarray:
-        """Gradient of ``sum_k drops_k G(x_k)`` through the x_k alone."""
-        weighted = drops * kernel_slope
-        part = np.zeros(lr.size)
-        part[1:] = np.cumsum(weighted * scale) - gamma * weighted * x / after
-        return part
-
-    measure, measure_slope = phi(lr)
-    drops = measure[:-1] - measure[1:]
     total = float(drops @ kernel)
-    d_total = _drop_gradient(kernel, lr.size) * measure_slope + through_kernel(drops)
+    fade = area**-kappa
 
-    floor_total, d_floor = 0.0, np.zeros(lr.size)
-    if floor:
-        running_max = np.maximum.accumulate(lr)
-        step = np.arange(lr.size)
-        new_max = np.concatenate([[True], lr[1:] > running_max[:-1]])
-        first = np.maximum.accumulate(np.where(new_max, step, 0))  # where m_k was first reached
-        last = np.maximum.accumulate(np.where(lr == running_max, step, 0))
-        # The law has a kink where a step ties with the largest LR so far (a plateau at the
-        # peak): raising it would set a new maximum, lowering it does not. The gradient is the
-        # derivative as the LR is lowered, so m_k moves with lr_i only if i alone attains it.
-        sole = first == last
-        max_measure, max_slope = phi(running_max)
-        floor_drops = max_measure[:-1] - max_measure[1:]
-        floor_total = float(floor_drops @ kernel)
-        d_floor = through_kernel(floor_drops)
-        before, after_k = sole[:-1], sole[1:]
-        np.add.at(d_floor, first[:-1][before], (max_slope[:-1] * kernel)[before])
-        np.add.at(d_floor, first[1:][after_k], -(max_slope[1:] * kernel)[after_k])
+    d_total = _drop_gradient(kernel, lr.size) * (p * phi / np.maximum(lr, _TINY_LR))
+    weighted = drops * kernel_slope
+    d_total[1:] += np.cumsum(weighted * scale) - gamma * weighted * x / after
 
-    fade = (area / area_ref) ** -kappa
-    fading_total = total - floor_total
-    gradient -= B * (fade * (d_total - d_floor) - kappa * fade / area * fading_total + d_floor)
-    return params["L0"] + value - B * (fade * fading_total + floor_total), gradient
+    gradient -= B * (fade * d_total - kappa * area ** (-kappa - 1.0) * total)
+    return params["L0"] + value - B * fade * total, gradient

@@ -82,8 +82,6 @@ class Law(abc.ABC):
     # How the loss responds to the schedule, as opposed to the model's scale (`laws.joint`).
     shape_params: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
-    # Options added after fits were first saved, with the values that reproduce those older files.
-    legacy_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **config: Any) -> None:
         allowed = {**COMMON_CONFIG, **self.defaults}
@@ -372,7 +370,7 @@ class Law(abc.ABC):
     def from_dict(cls, data: dict[str, Any], source: str = "fit") -> Law:
         """Rebuild a fitted law from `to_dict` output."""
         try:
-            law = cls(**{**cls.legacy_config, **data["config"]})
+            law = cls(**data["config"])
             params = data["params"]
             law.params_ = np.array([float(params[name]) for name in cls.param_names])
             errors = data["param_errors"]

@@ -41,7 +41,6 @@ class DropQuadrature:
     ownership: sparse.csr_array  # points x nodes: 1 where the node belongs to the point
     lr_before: np.ndarray  # lr_{k-1} at each segment's first k (the sum of d_k telescopes to
     lr_after: np.ndarray  # lr_before - lr_after, and so does any phi(lr_{k-1}) - phi(lr_k))
-    lr_new_max: np.ndarray  # where a rise passes the largest earlier LR (lr_after if it never does)
     log_area: np.ndarray  # log(S_t - S_{k-1}) at each segment's centroid (-inf for zero area)
     log_lr: np.ndarray  # log(lr_k) at each segment's centroid
 
@@ -49,18 +48,6 @@ class DropQuadrature:
     def size(self) -> int:
         """Number of nodes."""
         return self.log_lr.size
-
-    def take(self, order: np.ndarray) -> DropQuadrature:
-        """The same nodes, in the order `order` (a permutation of the node indices)."""
-        return DropQuadrature(
-            weights=self.weights[:, order],
-            ownership=self.ownership[:, order],
-            lr_before=self.lr_before[order],
-            lr_after=self.lr_after[order],
-            lr_new_max=self.lr_new_max[order],
-            log_area=self.log_area[order],
-            log_lr=self.log_lr[order],
-        )
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """``sum over a point's nodes of weight * values`` for each point (values: nodes or
@@ -140,9 +127,6 @@ def build_drop_quadrature(
             ownership=sparse.csr_array((np.ones(owner.size), layout), shape=shape),
             lr_before=lr[start],
             lr_after=lr[end],
-            # A segment is monotone, so the part of a rise that sets a new maximum LR is exactly
-            # the stretch from the largest LR up to its start (lr_0..lr_start) to lr_after.
-            lr_new_max=np.minimum(np.maximum.accumulate(lr)[start], lr[end]),
             log_area=np.log(gap),
             log_lr=np.log(np.maximum(centroid_lr, 1e-300)),
         )
