@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -77,6 +78,41 @@ def naive_ratio(size: str) -> tuple[float, float]:
     return time.perf_counter() - began, fast_seconds
 
 
+SPLITS = (
+    ("3-run split: fit cosine_24000, constant_24000, wsdcon_9; predict the other six",
+     shared.TRAIN, shared.HELD_OUT),
+    ("2-run split: fit constant_24000, cosine_24000; predict the other seven",
+     shared.TRAIN_TWO, shared.HELD_OUT_TWO),
+)
+
+
+def print_splits(
+    groups: list[str],
+    load: Callable[[str, tuple[str, ...]], list],
+    laws: list[str],
+    header: str,
+    row: Callable[..., None],
+) -> None:
+    """For each split: every law fitted per group, then jointly over the groups (laws with shape
+    parameters), each result printed by ``row(group, law, fit s, +band s, scores)``.
+    ``load(group, names)`` gives a group's runs."""
+    for title, train_names, held_out_names in SPLITS:
+        print(title)
+        print(header)
+        train = {group: load(group, train_names) for group in groups}
+        held_out = {group: load(group, held_out_names) for group in groups}
+        for group in groups:
+            for name in laws:
+                row(group, name, *fit_and_score(name, train[group], held_out[group]))
+        if len(groups) >= 2:
+            for name in laws:
+                if REGISTRY[name].shape_params:
+                    point, full, tables = joint_fit_and_score(name, train, held_out)
+                    for group in groups:
+                        row(group, f"{name}/joint", point, full, tables[group])
+        print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(shared.SIZES))
@@ -91,12 +127,6 @@ def main() -> int:
         f"{'size':<5} {'law':<9} {'fit s':>6} {'+band s':>7} {'PredE':>8} {'WorstE':>8} "
         f"{'R2':>7} {'cover90':>7}   published MPL: PredE / WorstE / R2"
     )
-    splits = (
-        ("3-run split: fit cosine_24000, constant_24000, wsdcon_9; predict the other six",
-         shared.TRAIN, shared.HELD_OUT),
-        ("2-run split: fit constant_24000, cosine_24000; predict the other seven",
-         shared.TRAIN_TWO, shared.HELD_OUT_TWO),
-    )
 
     def row(size: str, name: str, point: float, full: float, table: dict[str, float]) -> None:
         ref = published[size]
@@ -107,21 +137,7 @@ def main() -> int:
             flush=True,
         )
 
-    for title, train_names, held_out_names in splits:
-        print(title)
-        print(header)
-        train = {size: shared.load_shared_runs(size, train_names) for size in sizes}
-        held_out = {size: shared.load_shared_runs(size, held_out_names) for size in sizes}
-        for size in sizes:
-            for name in laws:
-                row(size, name, *fit_and_score(name, train[size], held_out[size]))
-        if len(sizes) >= 2:
-            for name in laws:
-                if REGISTRY[name].shape_params:
-                    point, full, tables = joint_fit_and_score(name, train, held_out)
-                    for size in sizes:
-                        row(size, f"{name}/joint", point, full, tables[size])
-        print()
+    print_splits(sizes, shared.load_shared_runs, laws, header, row)
     print("multi-power-law evaluation on the 3 training runs (published parameters)")
     for size in sizes:
         naive, fast = naive_ratio(size)

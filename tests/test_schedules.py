@@ -27,6 +27,29 @@ def test_specs_rebuild_the_logged_lr_of_the_shared_runs(name, size):
     np.testing.assert_allclose(lr, logged, rtol=1e-9, atol=1e-12)
 
 
+def test_scaled_benchmark_schedules_keep_the_roles_of_the_shared_ones():
+    """The tunnel benchmark's nine schedules: the shared ones' shapes at another length and LR."""
+    peak, end = 3e-3, 3e-4
+    schedules = shared.benchmark_schedules(800, 72, peak, end)
+    assert set(schedules) == set(shared.SCHEDULE_SPECS)
+    lr = {name: parse(spec)(np.arange(steps)) for name, (spec, steps) in schedules.items()}
+    assert {name: values.size for name, values in lr.items()} == {
+        **{name: 800 for name in schedules},
+        "constant_72000": 2400, "cosine_72000": 2400, "wsdcon_3": 533, "wsdcon_9": 533,
+        "wsdcon_18": 533,
+    }
+    for values in lr.values():  # the same warmup everywhere: 0 at step 0, the peak at step 71
+        assert values[0] == 0.0 and values[71] == pytest.approx(peak)
+    assert np.all(lr["constant_72000"][72:] == peak)
+    for name in ("cosine_24000", "cosine_72000", "wsd_20000_24000", "wsdld_20000_24000"):
+        assert lr[name][-1] == pytest.approx(end, rel=0.1)  # reached one step after the last
+    wsd = lr["wsdld_20000_24000"]
+    assert np.all(wsd[72:667] == peak) and wsd[700] < peak  # decays over the last 1/6
+    for k in (3, 9, 18):
+        drop = lr[f"wsdcon_{k}"]
+        assert np.all(drop[72:266] == peak) and np.all(drop[266:] == pytest.approx(k * end / 3))
+
+
 def test_wsd_holds_the_peak_then_decays_to_the_floor():
     schedule = parse("wsd(peak=3e-4, total=24000, warmup=2160, cooldown_fraction=0.2)")
     assert schedule(0) == 0.0

@@ -365,7 +365,7 @@ def study_default(
             for name, spec in config["fit_schedules"].items()}
     total = len(jobs) + len(config["verify"])
     runs = [
-        _tunnel_run(config, out / "runs" / f"fit-{name}-{_digest(schedule, config)}", name, schedule,
+        train_tunnel_run(config, out / "runs" / f"fit-{name}-{_digest(schedule, config)}", name, schedule,
                     progress, f"[{index}/{total}]")
         for index, (name, schedule) in enumerate(jobs.items(), start=1)
     ]
@@ -375,7 +375,7 @@ def study_default(
     for index, name in enumerate(config["verify"], start=len(jobs) + 1):
         predicted = forecasts[name]
         folder = out / "runs" / f"verify-{name}-{_digest(predicted.schedule, config)}"
-        run = _tunnel_run(config, folder, name, predicted.schedule, progress,
+        run = train_tunnel_run(config, folder, name, predicted.schedule, progress,
                           f"[{index}/{total}]")
         verifications.append(Verification(name, predicted, run))
     summary = write_report(
@@ -394,8 +394,10 @@ def _digest(schedule: Schedule, config: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def _tunnel_run(config: dict[str, Any], folder: Path, name: str, schedule: Schedule,
-                progress: Progress, counter: str) -> Run:
+def train_tunnel_run(config: dict[str, Any], folder: Path, name: str, schedule: Schedule,
+                     progress: Progress, counter: str) -> Run:
+    """Train `schedule` for ``config["budget"]`` steps with the setup ``config["tunnel"]`` in
+    `folder` (a finished run is reused, an interrupted one resumed) and read its eval curve."""
     from lrlab.runs import read_run
     from lrlab.tunnel import config_from_dict
     from lrlab.tunnel.train import train

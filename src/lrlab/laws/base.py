@@ -137,13 +137,25 @@ class Law(abc.ABC):
 
     # --- fitting --------------------------------------------------------------------------------
 
-    def fit(self, runs: Sequence[Run], progress: Progress | None = None) -> Law:
+    def configure(self, runs: Sequence[Run]) -> None:
+        """Set the options that depend on the training runs (such as a reference LR) before a
+        fit; none by default."""
+
+    def fit(
+        self,
+        runs: Sequence[Run],
+        progress: Progress | None = None,
+        start: np.ndarray | None = None,
+    ) -> Law:
         """Fit the parameters to the logged losses of `runs` (steps with zero cumulative LR, where
-        no law is defined, are left out)."""
+        no law is defined, are left out). `start` (parameters in `param_names` order), if given,
+        is tried first, besides the law's own starting points: a warm start, such as a joint
+        fit's solution, that the fixed starts might not reach."""
         began = time.perf_counter()
         runs = list(runs)
         if not runs:
             raise LrlabError(f"law {self.name!r}: no runs to fit")
+        self.configure(runs)
         groups = _fit_groups(runs)
         problems = [self._problem(run.lr, run.steps, run.loss) for run in runs]
         points = sum(problem[1].size for problem in problems)
@@ -156,11 +168,19 @@ class Law(abc.ABC):
         lower, upper = self._pinned(*self.bounds(float(losses.max()), float(losses.min())))
         best = None
         candidates = self.starts(float(losses.min()))
-        for index, start in enumerate(candidates, start=1):
+        if start is not None:
+            warm = np.asarray(start, dtype=np.float64)
+            if warm.shape != (len(self.param_names),) or not np.all(np.isfinite(warm)):
+                raise LrlabError(
+                    f"law {self.name!r}: start must be {len(self.param_names)} finite numbers "
+                    f"({', '.join(self.param_names)})"
+                )
+            candidates = [warm, *candidates]
+        for index, point in enumerate(candidates, start=1):
             if progress:
                 progress(f"{self.name}: start {index}/{len(candidates)}")
             # a short run from each start, then only the most promising one is refined
-            result = self._solve(problems, np.clip(start, lower, upper), lower, upper, _SCOUT_EVALS)
+            result = self._solve(problems, np.clip(point, lower, upper), lower, upper, _SCOUT_EVALS)
             if best is None or result.cost < best.cost:
                 best = result
         assert best is not None

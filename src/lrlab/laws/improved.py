@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lrlab.laws.base import Law, Progress, register
+from lrlab.laws.base import Law, register
 from lrlab.laws.drops import DropQuadrature, build_drop_quadrature
 from lrlab.laws.power import lr_area_power
 from lrlab.runs.model import Run
@@ -91,10 +91,9 @@ class ImprovedLaw(Law):
         "prior_kappa": None,
     }
 
-    def fit(self, runs: Sequence[Run], progress: Progress | None = None) -> Law:
+    def configure(self, runs: Sequence[Run]) -> None:
         if self.config["lr_ref"] is None:
             self.config["lr_ref"] = float(max(run.lr.max() for run in runs)) or 1.0
-        return super().fit(runs, progress)
 
     def features(self, lr: np.ndarray, steps: np.ndarray) -> ImprovedFeatures:
         drops = build_drop_quadrature(lr, steps, self.config["rel_width"], self.config["lr_bin"])

@@ -33,40 +33,55 @@ TRAIN_TWO = ("constant_24000", "cosine_24000")
 HELD_OUT_TWO = tuple(name for name in TRAIN + HELD_OUT if name not in TRAIN_TWO)
 METRIC_NAMES = ("R2", "MAE", "RMSE", "PredE", "WorstE")
 
-_PEAK, _END, _WARMUP = 3e-4, 3e-5, 2160
-# lr[0:W] = linspace(0, peak, W): peak is reached at t = W - 1.
-_WARMUP_SPEC = f"piecewise_linear(points=[[0, 0], [{_WARMUP - 1}, {_PEAK}]])"
+def benchmark_schedules(
+    total: int, warmup: int, peak: float, end: float
+) -> dict[str, tuple[str, int]]:
+    """The nine schedules of the benchmark, ``{name: (spec, steps)}``, for a short run of `total`
+    steps: the shared data's are ``benchmark_schedules(24000, 2160, 3e-4, 3e-5)``, and other
+    values scale them (the wind-tunnel benchmark, ``benchmarks/laws_tunnel.py``), keeping the
+    names of the roles they play. Long runs are 3x `total`; WSD decays over the last 1/6 of
+    `total`; ``wsdcon_k`` runs 2/3 of `total` and drops at 1/3 of it to ``k * end / 3``."""
+    # lr[0:W] = linspace(0, peak, W): peak is reached at t = W - 1.
+    ramp = f"piecewise_linear(points=[[0, 0], [{warmup - 1}, {peak}]])"
 
+    def after_warmup(*phases: str, boundaries: tuple[int, ...] = ()) -> str:
+        joined = ", ".join([ramp, *phases])
+        marks = ", ".join(str(b) for b in (warmup, *boundaries))
+        return f"join(schedules=[{joined}], boundaries=[{marks}])"
 
-def _after_warmup(*phases: str, boundaries: tuple[int, ...] = ()) -> str:
-    joined = ", ".join([_WARMUP_SPEC, *phases])
-    marks = ", ".join(str(b) for b in (_WARMUP, *boundaries))
-    return f"join(schedules=[{joined}], boundaries=[{marks}])"
-
-
-def _wsd_tail(total: int, decay: str) -> str:
-    return (
-        f"wsd(peak={_PEAK}, total={total - _WARMUP}, warmup=0, cooldown_steps={total - 20000}, "
-        f"decay={decay}, end={_END})"
-    )
-
-
-SCHEDULE_SPECS: dict[str, str] = {
-    "constant_24000": _after_warmup(f"constant(peak={_PEAK})"),
-    "constant_72000": _after_warmup(f"constant(peak={_PEAK})"),
-    "cosine_24000": _after_warmup(f"cosine(peak={_PEAK}, total={24000 - _WARMUP}, end={_END})"),
-    "cosine_72000": _after_warmup(f"cosine(peak={_PEAK}, total={72000 - _WARMUP}, end={_END})"),
-    "wsd_20000_24000": _after_warmup(_wsd_tail(24000, "exponential")),
-    "wsdld_20000_24000": _after_warmup(_wsd_tail(24000, "linear")),
-    **{
-        f"wsdcon_{k}": _after_warmup(
-            f"constant(peak={_PEAK})", f"constant(peak={k}e-5)", boundaries=(8000,)
+    def wsd_tail(decay: str) -> str:
+        return (
+            f"wsd(peak={peak}, total={total - warmup}, warmup=0, cooldown_steps={total // 6}, "
+            f"decay={decay}, end={end})"
         )
-        for k in (3, 9, 18)
-    },
-}
-TOTAL_STEPS = {name: int(re.findall(r"\d+", name)[-1]) for name in SCHEDULE_SPECS}
-TOTAL_STEPS.update({f"wsdcon_{k}": 16000 for k in (3, 9, 18)})
+
+    long, short_drop = 3 * total, 2 * total // 3
+    return {
+        "constant_24000": (after_warmup(f"constant(peak={peak})"), total),
+        "constant_72000": (after_warmup(f"constant(peak={peak})"), long),
+        "cosine_24000": (after_warmup(f"cosine(peak={peak}, total={total - warmup}, end={end})"),
+                         total),
+        "cosine_72000": (after_warmup(f"cosine(peak={peak}, total={long - warmup}, end={end})"),
+                         long),
+        "wsd_20000_24000": (after_warmup(wsd_tail("exponential")), total),
+        "wsdld_20000_24000": (after_warmup(wsd_tail("linear")), total),
+        **{
+            f"wsdcon_{k}": (
+                after_warmup(
+                    f"constant(peak={peak})",
+                    f"constant(peak={k * end / 3:.6g})",
+                    boundaries=(total // 3,),
+                ),
+                short_drop,
+            )
+            for k in (3, 9, 18)
+        },
+    }
+
+
+_SHARED_SCHEDULES = benchmark_schedules(24000, 2160, 3e-4, 3e-5)
+SCHEDULE_SPECS: dict[str, str] = {name: spec for name, (spec, _) in _SHARED_SCHEDULES.items()}
+TOTAL_STEPS: dict[str, int] = {name: steps for name, (_, steps) in _SHARED_SCHEDULES.items()}
 
 
 def shared_data_dir() -> Path:
