@@ -31,9 +31,10 @@ from lrlab.runs import shared
 
 def score(law, runs) -> dict[str, float]:
     """Mean metrics and band coverage over `runs`."""
-    table = mean_metrics(evaluate(run.loss, law.predict_run(run)) for run in runs)
+    bands = [law.predict_with_band(run.lr, run.steps) for run in runs]
+    table = mean_metrics(evaluate(run.loss, pred) for run, (pred, _, _) in zip(runs, bands, strict=True))
     table["coverage"] = float(
-        np.mean([coverage(run.loss, *law.predict_interval(run.lr, run.steps)) for run in runs])
+        np.mean([coverage(run.loss, low, high) for run, (_, low, high) in zip(runs, bands, strict=True)])
     )
     return table
 

@@ -238,8 +238,7 @@ def _verification_summary(v: Verification, steps: int) -> dict[str, Any]:
 
 def _observed_curve(law: Law, run: Run, name: str) -> LossCurve:
     """The law's prediction and band at a run's logged steps, with the observed loss."""
-    low, high = law.predict_interval(run.lr, run.steps)
-    return LossCurve(name, run.steps, law.predict_run(run), low, high, run.loss)
+    return LossCurve(name, run.steps, *law.predict_with_band(run.lr, run.steps), run.loss)
 
 
 def _run_summary(run: Run, curve: LossCurve) -> dict[str, Any]:
@@ -273,8 +272,7 @@ def _figures(
     forecasts = []
     for name, f in [("recommended", best), *comparisons.items()]:
         lr = f.schedule(steps)
-        low, high = law.predict_interval(lr, grid)
-        forecasts.append(LossCurve(name, grid, law.predict(lr, grid), low, high))
+        forecasts.append(LossCurve(name, grid, *law.predict_with_band(lr, grid)))
     figures = {
         "schedules": plot_schedules(schedules, out / "schedules.png",
                                     title="learning-rate schedules"),

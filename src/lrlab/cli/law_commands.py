@@ -145,8 +145,7 @@ def _prediction_rows(
     loss: np.ndarray | None,
     level: float | None,
 ) -> tuple[list[list[Any]], np.ndarray, np.ndarray, np.ndarray]:
-    pred = law.predict(lr, steps)
-    low, high = law.predict_interval(lr, steps, level)
+    pred, low, high = law.predict_with_band(lr, steps, level)
     rows = [
         [
             name,
@@ -208,8 +207,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     rows: dict[str, dict[str, Any]] = {}
     curves = []
     for run in read_runs_from_args(args):
-        pred = law.predict_run(run)
-        low, high = law.predict_interval(run.lr, run.steps, args.level)
+        pred, low, high = law.predict_with_band(run.lr, run.steps, args.level)
         defined = np.isfinite(pred)
         if not np.any(defined):
             raise LrlabError(f"{run.source}: no logged step after the LR became positive")

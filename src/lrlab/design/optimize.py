@@ -63,8 +63,8 @@ def forecast(law: Law, schedule: Schedule, steps: int) -> Forecast:
     """The law's final loss (at step ``steps - 1``) for a schedule, with its band."""
     lr = schedule(np.arange(steps))
     last = np.array([steps - 1])
-    low, high = law.predict_interval(lr, last)
-    return Forecast(schedule, float(law.predict(lr, last)[0]), float(low[0]), float(high[0]))
+    pred, low, high = law.predict_with_band(lr, last)
+    return Forecast(schedule, float(pred[0]), float(low[0]), float(high[0]))
 
 
 def baselines(peak: float, steps: int, warmup: int) -> dict[str, Schedule]:

@@ -9,6 +9,7 @@
 - ``predict_interval(lr, steps, level)`` gives a band from the fit: the jackknife spread of the
   replicate predictions plus the residual noise, in log-loss, at normal quantiles, widened by
   `band_scale_`, calibrated on each replicate's error on the run (or block) it left out.
+  ``predict_with_band`` gives the prediction and the band at once.
 - ``save(path)`` / `load_law(path)` round-trip a fitted law through JSON (written atomically).
 
 Fitting minimises a Huber loss on log-loss residuals ``log(pred) - log(loss)`` (scale
@@ -164,10 +165,9 @@ class Law(abc.ABC):
                 f"law {self.name!r}: {points} usable logged points, need more than "
                 f"{len(self.param_names)}"
             )
-        losses = np.concatenate([run.loss for run in runs])
-        lower, upper = self._pinned(*self.bounds(float(losses.max()), float(losses.min())))
+        lower, upper = self._fit_bounds(runs)
         best = None
-        candidates = self.starts(float(losses.min()))
+        candidates = self.starts(float(min(run.loss.min() for run in runs)))
         if start is not None:
             warm = np.asarray(start, dtype=np.float64)
             if warm.shape != (len(self.param_names),) or not np.all(np.isfinite(warm)):
@@ -226,9 +226,11 @@ class Law(abc.ABC):
         fixed = self.config["fixed"] or {}
         return {self.param_names.index(param): value for param, value in fixed.items()}
 
-    def _pinned(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds with each ``fixed`` parameter pinned to its value (a vanishing interval, since
-        bounded least squares needs lower < upper)."""
+    def _fit_bounds(self, runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray]:
+        """The parameter bounds for fitting `runs`, each ``fixed`` parameter pinned to its value
+        (a vanishing interval, since bounded least squares needs lower < upper)."""
+        losses = np.concatenate([run.loss for run in runs])
+        lower, upper = self.bounds(float(losses.max()), float(losses.min()))
         for index, value in self._fixed_by_index().items():
             if not lower[index] <= value <= upper[index]:
                 raise LrlabError(
@@ -295,19 +297,25 @@ class Law(abc.ABC):
         if not hasattr(self, "params_"):
             raise LrlabError(f"law {self.name!r} is not fitted yet; call fit(runs) first")
 
-    def _curve_at(self, theta: np.ndarray, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    def _curves_at(
+        self, thetas: Sequence[np.ndarray], lr: np.ndarray, steps: np.ndarray
+    ) -> np.ndarray:
+        """The curve of each parameter vector at `steps` (one row each; NaN where no LR has been
+        applied yet), all from one build of the features."""
         defined = np.cumsum(lr)[steps] > 0
-        out = np.full(steps.size, np.nan)
+        out = np.full((len(thetas), steps.size), np.nan)
         if np.any(defined):
+            features = self.features(lr, steps[defined])
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                out[defined] = self.curve(theta, self.features(lr, steps[defined]))
+                for row, theta in zip(out, thetas, strict=True):
+                    row[defined] = self.curve(theta, features)
         return out
 
     def predict(self, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Predicted loss at `steps` for per-step LR `lr` (NaN where no LR has been applied yet)."""
         self._require_fitted()
         lr, steps = check_curve_input(lr, steps)
-        return self._curve_at(self.params_, lr, steps)
+        return self._curves_at([self.params_], lr, steps)[0]
 
     def predict_interval(
         self, lr: np.ndarray, steps: np.ndarray, level: float | None = None
@@ -316,25 +324,34 @@ class Law(abc.ABC):
         ``pred * exp(+-z * band_scale_ * sd)``, ``sd^2`` = jackknife variance of the log predictions
         of the replicate fits + `noise_sd_`^2, and `band_scale_` the conformal calibration of
         `_calibrate_band`."""
+        return self.predict_with_band(lr, steps, level)[1:]
+
+    def predict_with_band(
+        self, lr: np.ndarray, steps: np.ndarray, level: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``predict(lr, steps)`` and ``predict_interval(lr, steps, level)`` together, from one
+        build of the features."""
         self._require_fitted()
         lr, steps = check_curve_input(lr, steps)
         level = float(self.config["band_level"] if level is None else level)
         if not 0 < level < 1:
             raise LrlabError(f"band level must be in (0, 1), got {level}")
-        center = np.log(self._curve_at(self.params_, lr, steps))
-        half = stats.norm.ppf(0.5 + level / 2) * self.band_scale_ * self._log_sd(lr, steps)
-        return np.exp(center - half), np.exp(center + half)
+        curves = self._curves_at([self.params_, *self.replicates_], lr, steps)
+        log_curves = np.log(curves)
+        half = stats.norm.ppf(0.5 + level / 2) * self.band_scale_ * self._log_sd(log_curves[1:])
+        center = log_curves[0]
+        return curves[0], np.exp(center - half), np.exp(center + half)
 
-    def _log_sd(self, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        """Uncalibrated sd of the log prediction: jackknife spread and residual noise."""
-        variance = np.full(steps.size, self.noise_sd_**2)
-        if len(self.replicates_) >= 2:
-            replicas = np.log([self._curve_at(theta, lr, steps) for theta in self.replicates_])
+    def _log_sd(self, replicas: np.ndarray) -> np.ndarray:
+        """Uncalibrated sd of the log prediction from the replicate fits' log predictions
+        (replicates x points): their jackknife spread and the residual noise."""
+        variance = np.full(replicas.shape[1], self.noise_sd_**2)
+        if len(replicas) >= 2:
             count = len(replicas)
             variance += (count - 1) / count * np.sum((replicas - replicas.mean(0)) ** 2, axis=0)
         return np.sqrt(variance)
 
-    def _calibrate_band(self, left_out: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    def _calibrate_band(self, left_out: list[_Part]) -> float:
         """Conformal-style width factor: each replicate predicts the run (or block) it left out;
         the ``band_level`` quantile of ``|log pred - log loss| / sd`` over those out-of-sample
         points, divided by the normal quantile ``z``, so that the band would have covered that
@@ -342,8 +359,8 @@ class Law(abc.ABC):
         schedule, which these errors contain."""
         scores = []
         for theta, (lr, steps, loss) in zip(self.replicates_, left_out, strict=True):
-            predicted = np.log(self._curve_at(theta, lr, steps))
-            scores.append(np.abs(predicted - np.log(loss)) / self._log_sd(lr, steps))
+            log_curves = np.log(self._curves_at([theta, *self.replicates_], lr, steps))
+            scores.append(np.abs(log_curves[0] - np.log(loss)) / self._log_sd(log_curves[1:]))
         score = np.concatenate(scores)
         score = score[np.isfinite(score)]
         if score.size == 0:

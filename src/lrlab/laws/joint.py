@@ -124,8 +124,7 @@ class _JointProblem:
             choose[self.shared_index, self.shared_slots] = 1.0
             self.selection.append(choose)
             self.problems.append([law._problem(run.lr, run.steps, run.loss) for run in runs])
-            losses = np.concatenate([run.loss for run in runs])
-            lower, upper = law._pinned(*law.bounds(float(losses.max()), float(losses.min())))
+            lower, upper = law._fit_bounds(runs)
             lowers.append(lower)
             uppers.append(upper)
         # Own parameters keep their group's bounds; shared ones must satisfy every group's.
