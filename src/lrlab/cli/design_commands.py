@@ -15,6 +15,7 @@ from lrlab.design.refine import VARIANTS, refine_schedule
 from lrlab.errors import LrlabError
 from lrlab.laws import Law, load_law
 from lrlab.runs import read_run
+from lrlab.runs.read import is_log_path
 from lrlab.schedules import Schedule, Table, parse, save_spec
 
 
@@ -163,7 +164,7 @@ def run_refine(args: argparse.Namespace) -> int:
 
 
 def _base_schedule(args: argparse.Namespace) -> tuple[Schedule, int]:
-    if args.base.endswith((".csv", ".tsv", ".jsonl", ".parquet")) or "tfevents" in args.base:
+    if is_log_path(args.base):
         run = read_run(args.base)
         return Table(values=run.lr), args.base_steps or int(run.steps[-1]) + 1
     if args.base_steps is None:

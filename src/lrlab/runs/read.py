@@ -39,6 +39,13 @@ def is_tensorboard(path: Path) -> bool:
     return path.is_dir() or "tfevents" in path.name
 
 
+def is_log_path(path: str | Path) -> bool:
+    """Whether `read_run` takes `path` for a log, by its suffix or as TensorBoard (so that a
+    command can tell a log from a schedule spec given in the same place)."""
+    path = Path(path)
+    return path.suffix.lower() in TABLE_READERS or is_tensorboard(path)
+
+
 def tensorboard_records(path: Path, mapping: Mapping[str, str]) -> Records:
     """Scalars of the loss and LR tags as records; ``record N`` locates each value."""
     scalars = [row for file in event_files(path) for row in read_scalars(file)]
