@@ -25,30 +25,31 @@ SCHEDULES = [
 
 
 def make_law(name: str):
-    config = {"evaluation": "exact"} if name == "mpl" else {}
-    if name == "lrlab":
-        config = {"lr_ref": 3e-4}
+    config = {"mpl": {"evaluation": "exact"}, "lrlab": {"lr_ref": 3e-4}}.get(name, {})
     law = REGISTRY[name](**config)
     law.params_ = np.array(PARAMS[name], dtype=np.float64)
     return law
 
 
-@pytest.mark.parametrize("name", sorted(PARAMS))
-@pytest.mark.parametrize("spec", SCHEDULES)
-def test_value_is_the_laws_prediction_at_the_last_step(name, spec):
+@pytest.fixture(params=[(name, spec) for spec in SCHEDULES for name in sorted(PARAMS)],
+                ids=lambda case: f"{case[1]}-{case[0]}")
+def case(request):
+    """A law with fixed parameters, a 3000-step LR sequence, and the law's final loss and gradient
+    for it."""
+    name, spec = request.param
     law = make_law(name)
     lr = parse(spec)(np.arange(3000))
-    value, _ = final_loss_and_gradient(law, lr)
+    return law, lr, *final_loss_and_gradient(law, lr)
+
+
+def test_value_is_the_laws_prediction_at_the_last_step(case):
+    law, lr, value, _ = case
     # The lrlab law predicts through a bounded-error quadrature of the drop sum.
     assert value == pytest.approx(law.predict(lr, np.array([2999]))[0], abs=2e-5)
 
 
-@pytest.mark.parametrize("name", sorted(PARAMS))
-@pytest.mark.parametrize("spec", SCHEDULES)
-def test_gradient_matches_central_differences(name, spec):
-    law = make_law(name)
-    lr = parse(spec)(np.arange(3000))
-    _, gradient = final_loss_and_gradient(law, lr)
+def test_gradient_matches_central_differences(case):
+    law, lr, _, gradient = case
     rng = np.random.default_rng(0)
     # Step 0 has LR 0, where the lrlab law's concave drop measure has an infinite slope.
     for index in [1, 2, 150, 199, 200, 201, 1500, 1999, 2000, 2500, 2998, 2999]:
