@@ -55,11 +55,18 @@ def test_fixed_value_outside_the_range_is_a_clear_error():
         get_law("mpl", bands=False, fixed={"gamma": 7}).fit(_runs("25M"))
 
 
-@pytest.mark.parametrize("lam", [0.995, 0.5, 0.999995])  # anywhere the option admits, [0, 1)
-def test_momentum_lam_option_still_fixes_lambda(lam):
-    law = get_law("momentum", bands=False, lam=lam).fit(_runs("25M"))
+@pytest.mark.parametrize("lam", [0.995, 0.5, 0.999995])  # anywhere in [0, 1), either way
+@pytest.mark.parametrize("how", ["option", "fixed"])
+def test_momentum_lam_option_and_fixed_lam_both_fix_lambda(lam, how):
+    config = {"lam": lam} if how == "option" else {"fixed": {"lam": lam}}
+    law = get_law("momentum", bands=False, **config).fit(_runs("25M"))
     assert law.params_dict["lam"] == lam
     assert law.param_errors_[law.param_names.index("lam")] == 0.0
+
+
+def test_momentum_fixed_lam_outside_zero_one_is_refused_like_the_option():
+    with pytest.raises(LrlabError, match=r"option fixed: lam must be in \[0, 1\), got 1.0"):
+        get_law("momentum", fixed={"lam": 1.0})
 
 
 def test_joint_fit_shares_shape_and_fits_scale_per_group(tmp_path):
@@ -71,7 +78,9 @@ def test_joint_fit_shares_shape_and_fits_scale_per_group(tmp_path):
         assert small.params_dict[name] == large.params_dict[name]
         assert small.param_errors_[small.param_names.index(name)] > 0
     assert small.params_dict["L0"] > large.params_dict["L0"]  # the larger model reaches lower
-    separate = sum(get_law("mpl", bands=False).fit(runs).fit_info_["cost"] for runs in groups.values())
+    separate = sum(
+        get_law("mpl", bands=False).fit(runs).fit_info_["cost"] for runs in groups.values()
+    )
     joint = sum(law.fit_info_["cost"] for law in laws.values())
     assert joint >= separate * (1 - 1e-6)  # sharing is a constraint
     assert joint <= separate * 3  # ... that these sizes satisfy well
@@ -151,7 +160,9 @@ def test_cli_joint_fit_writes_one_fit_per_directory(tmp_path, capsys):
         arg for name in TWO_RUNS * 2 for arg in ("--schedule", shared.SCHEDULE_SPECS[name])
     ]
     out = tmp_path / "fits"
-    code = main(["fit", *paths, *schedules, "--joint", "--law", "mpl", "--no-bands", "-o", str(out)])
+    code = main(
+        ["fit", *paths, *schedules, "--joint", "--law", "mpl", "--no-bands", "-o", str(out)]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "group 25M: law: mpl" in printed and "(shared by the groups)" in printed
@@ -171,3 +182,8 @@ def test_cli_joint_fit_errors_name_the_problem(tmp_path, capsys):
     target.write_text("{}", encoding="utf-8")
     assert main(["fit", *paths, "--joint", "--no-bands", "-o", str(target)]) == 2
     assert "with --joint, -o names a directory" in capsys.readouterr().err
+    (tmp_path / "other" / "25M").mkdir(parents=True)
+    paths.append(str(shared_slice_csv(tmp_path / "other" / "25M", "25M", "wsdcon_9")))
+    assert main(["fit", *paths, "--joint", "--no-bands"]) == 2
+    error = capsys.readouterr().err
+    assert "are both named '25M'" in error and str(tmp_path / "other" / "25M") in error

@@ -87,9 +87,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.joint:
         if args.output and Path(args.output).exists() and not Path(args.output).is_dir():
             raise LrlabError(f"-o {args.output}: with --joint, -o names a directory, not a file")
-        groups: dict[str, list[Run]] = {}
-        for path, run in zip(args.runs, runs, strict=True):
-            groups.setdefault(Path(path).resolve().parent.name, []).append(run)
+        groups = _groups_by_directory(args.runs, runs)
         if len(groups) < 2:
             raise LrlabError(
                 f"--joint: all runs are in one directory ({next(iter(groups))}); put each "
@@ -113,6 +111,25 @@ def run_fit(args: argparse.Namespace) -> int:
         if name in outputs:
             print(f"saved: {outputs[name]}")
     return 0
+
+
+def _groups_by_directory(paths: list[str], runs: list[Run]) -> dict[str, list[Run]]:
+    """``--joint`` groups: the runs of each directory, named by the directory (the name of its
+    saved fit), so two directories of the same name are an error rather than one group."""
+    directories: dict[Path, list[Run]] = {}
+    for path, run in zip(paths, runs, strict=True):
+        directories.setdefault(Path(path).resolve().parent, []).append(run)
+    groups: dict[str, list[Run]] = {}
+    seen: dict[str, Path] = {}
+    for directory, members in directories.items():
+        if directory.name in seen:
+            raise LrlabError(
+                f"--joint: directories {seen[directory.name]} and {directory} are both named "
+                f"{directory.name!r}; a group is named by its directory, so rename one"
+            )
+        seen[directory.name] = directory
+        groups[directory.name] = members
+    return groups
 
 
 def _print_fit(law: Law, quality: dict[str, dict[str, float]], heading: str) -> None:

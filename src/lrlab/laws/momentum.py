@@ -60,6 +60,11 @@ class MomentumLaw(Law):
             raise LrlabError(f"law 'momentum': option lam must be in [0, 1), got {lam!r}")
         if lam is not None:  # shorthand for fixed={"lam": lam}
             self.config["fixed"] = {**(self.config["fixed"] or {}), "lam": float(lam)}
+        fixed_lam = (self.config["fixed"] or {}).get("lam")
+        if fixed_lam is not None and not 0 <= fixed_lam < 1:
+            raise LrlabError(
+                f"law 'momentum': option fixed: lam must be in [0, 1), got {fixed_lam!r}"
+            )
 
     def features(self, lr: np.ndarray, steps: np.ndarray) -> MomentumFeatures:
         return MomentumFeatures(np.cumsum(lr)[steps], lr[:-1] - lr[1:], steps)
@@ -81,7 +86,7 @@ class MomentumLaw(Law):
     def bounds(self, max_loss: float, min_loss: float) -> tuple[np.ndarray, np.ndarray]:
         lower = np.array([0.0, 0.0, 0.01, 0.0, 0.9])
         upper = np.array([min_loss, 100.0, 3.0, 1e4, 0.99999])
-        if self.config["lam"] is not None:  # the lam option admits any value in [0, 1)
+        if "lam" in (self.config["fixed"] or {}):  # a fixed lam may be any value in [0, 1)
             lower[4], upper[4] = 0.0, 1.0
         return lower, upper
 
