@@ -114,15 +114,24 @@ def print_splits(
         print()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def sizes_and_laws(description: str, default_laws: str) -> tuple[list[str], list[str]] | None:
+    """The ``--sizes`` and ``--laws`` of a shared-data benchmark; None (after saying so) when the
+    shared data is missing."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--sizes", default=",".join(shared.SIZES))
-    parser.add_argument("--laws", default=",".join(REGISTRY))
+    parser.add_argument("--laws", default=default_laws)
     args = parser.parse_args()
     if not shared.shared_data_available():
         print(f"shared data not found at {shared.shared_data_dir()}", file=sys.stderr)
+        return None
+    return args.sizes.split(","), args.laws.split(",")
+
+
+def main() -> int:
+    chosen = sizes_and_laws(__doc__.splitlines()[0], ",".join(REGISTRY))
+    if chosen is None:
         return 1
-    sizes, laws = args.sizes.split(","), args.laws.split(",")
+    sizes, laws = chosen
     published = shared.published_results()
     header = (
         f"{'size':<5} {'law':<9} {'fit s':>6} {'+band s':>7} {'PredE':>8} {'WorstE':>8} "

@@ -25,11 +25,11 @@ held-out curves, so they are only a measure of the form.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 
+from laws import sizes_and_laws  # benchmarks/laws.py
 from lrlab.laws import REGISTRY, get_law
 from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import evaluate, mean_metrics
@@ -79,14 +79,10 @@ def separate_runs(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(shared.SIZES))
-    parser.add_argument("--laws", default="momentum,mpl,lrlab")
-    args = parser.parse_args()
-    if not shared.shared_data_available():
-        print(f"shared data not found at {shared.shared_data_dir()}", file=sys.stderr)
+    chosen = sizes_and_laws(__doc__.splitlines()[0], "momentum,mpl,lrlab")
+    if chosen is None:
         return 1
-    sizes, laws = args.sizes.split(","), args.laws.split(",")
+    sizes, laws = chosen
     published = shared.published_results()
     train = {size: shared.load_shared_runs(size, shared.TRAIN) for size in sizes}
     held_out = {size: shared.load_shared_runs(size, shared.HELD_OUT) for size in sizes}
