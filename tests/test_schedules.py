@@ -174,6 +174,8 @@ def test_bad_spec_file_names_the_file(tmp_path):
     path.write_text("name: cosine\npeak: 1e-3\n")
     with pytest.raises(SpecError, match=r"broken.yaml: cosine: total is required"):
         load_spec(path)
+    with pytest.raises(SpecError, match=r"missing.yaml: cannot read schedule spec \(no such file\)"):
+        load_spec(tmp_path / "missing.yaml")
 
 
 class TestAgainstPyTorch:

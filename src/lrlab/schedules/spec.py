@@ -142,7 +142,7 @@ def _value_text(value: Any) -> str:
 def load_spec(path: str | Path) -> Schedule:
     """Read a schedule from a ``.json``, ``.yaml`` or ``.yml`` file."""
     try:
-        return from_spec(read_mapping(path))
+        return from_spec(read_mapping(path, "schedule spec"))
     except SpecError as error:
         raise SpecError(f"{path}: {error}") from None
     except LrlabError as error:  # unreadable or not a mapping: a spec error all the same
