@@ -363,8 +363,8 @@ def study_default(
             for name, spec in config["fit_schedules"].items()}
     total = len(jobs) + len(config["verify"])
     runs = [
-        train_tunnel_run(config, out / "runs" / f"fit-{name}-{_digest(schedule, config)}", name, schedule,
-                    progress, f"[{index}/{total}]")
+        train_tunnel_run(config, _run_folder(out, f"fit-{name}", schedule, config), name, schedule,
+                         progress, f"[{index}/{total}]")
         for index, (name, schedule) in enumerate(jobs.items(), start=1)
     ]
     analysis = analyse(runs, budget=budget, peak=peak, warmup=warmup, progress=progress)
@@ -372,9 +372,9 @@ def study_default(
     verifications = []
     for index, name in enumerate(config["verify"], start=len(jobs) + 1):
         predicted = forecasts[name]
-        folder = out / "runs" / f"verify-{name}-{_digest(predicted.schedule, config)}"
+        folder = _run_folder(out, f"verify-{name}", predicted.schedule, config)
         run = train_tunnel_run(config, folder, name, predicted.schedule, progress,
-                          f"[{index}/{total}]")
+                               f"[{index}/{total}]")
         verifications.append(Verification(name, predicted, run))
     summary = write_report(
         analysis, runs, out, title="lrlab study: wind-tunnel runs on the Python standard library",
@@ -384,12 +384,12 @@ def study_default(
     return summary
 
 
-def _digest(schedule: Schedule, config: dict[str, Any]) -> str:
-    """A short hash of a run's schedule and tunnel setup: run folders are named by it, so a
-    changed schedule (say, a different recommendation) or setup trains a new run instead of
-    resuming a different one."""
+def _run_folder(out: Path, role: str, schedule: Schedule, config: dict[str, Any]) -> Path:
+    """``out/runs/ROLE-HASH``, the hash that of the run's schedule and tunnel setup, so a changed
+    schedule (say, a different recommendation) or setup trains a new run instead of resuming a
+    different one."""
     text = json.dumps([str(schedule), config["tunnel"]], sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
+    return out / "runs" / f"{role}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 def train_tunnel_run(config: dict[str, Any], folder: Path, name: str, schedule: Schedule,
