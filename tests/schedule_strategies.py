@@ -22,8 +22,10 @@ shapes = st.sampled_from(DECAY_SHAPES)
 def warmup_fields(draw: st.DrawFn, longest: int) -> dict[str, Any]:
     """`peak`, `warmup` (shorter than `longest`) and a warmup shape."""
     warmup = draw(st.integers(0, max(0, longest - 1)))
-    shape = "none" if warmup == 0 and draw(st.booleans()) else draw(
-        st.sampled_from(["linear", "cosine", "exponential"])
+    shape = (
+        "none"
+        if warmup == 0 and draw(st.booleans())
+        else draw(st.sampled_from(["linear", "cosine", "exponential"]))
     )
     fields = {"peak": draw(peaks), "warmup": warmup, "warmup_shape": shape}
     if shape == "exponential":
@@ -84,8 +86,13 @@ def wsd_s(draw: st.DrawFn) -> dict[str, Any]:
     low = 1e-3 if decay == "exponential" else 0.0
     peak = draw(peaks)
     return {
-        "name": "wsd_s", "peak": peak, "warmup": warmup, "checkpoints": checkpoints,
-        "cooldown_fraction": fraction, "end": peak * draw(st.floats(low, 1.0)), "decay": decay,
+        "name": "wsd_s",
+        "peak": peak,
+        "warmup": warmup,
+        "checkpoints": checkpoints,
+        "cooldown_fraction": fraction,
+        "end": peak * draw(st.floats(low, 1.0)),
+        "decay": decay,
     }
 
 
@@ -108,8 +115,14 @@ def with_warmup(draw: st.DrawFn, name: str, **extra: st.SearchStrategy[Any]) -> 
 
 @st.composite
 def cosine_restarts(draw: st.DrawFn) -> dict[str, Any]:
-    spec = draw(with_warmup("cosine_restarts", cycle=st.integers(1, 5000),
-                            cycle_mult=st.floats(1.0, 3.0), peak_decay=st.floats(0.01, 1.0)))
+    spec = draw(
+        with_warmup(
+            "cosine_restarts",
+            cycle=st.integers(1, 5000),
+            cycle_mult=st.floats(1.0, 3.0),
+            peak_decay=st.floats(0.01, 1.0),
+        )
+    )
     spec["end"] = spec["peak"] * draw(fractions)
     return spec
 
@@ -133,8 +146,12 @@ def one_cycle(draw: st.DrawFn) -> dict[str, Any]:
     total = draw(st.integers(4, 100_000))
     pct_start = draw(st.floats(1.5 / total, 1.0 - 0.5 / total)) if total > 4 else 0.5
     return {
-        "name": "one_cycle", "peak": draw(peaks), "total": total, "pct_start": pct_start,
-        "div_factor": draw(st.floats(1.0, 1e3)), "final_div_factor": draw(st.floats(1.0, 1e5)),
+        "name": "one_cycle",
+        "peak": draw(peaks),
+        "total": total,
+        "pct_start": pct_start,
+        "div_factor": draw(st.floats(1.0, 1e3)),
+        "final_div_factor": draw(st.floats(1.0, 1e5)),
         "anneal_shape": draw(st.sampled_from(["cosine", "linear"])),
     }
 
@@ -166,7 +183,9 @@ LEAVES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "step": with_warmup("step", step_size=st.integers(1, 10_000), gamma=fractions),
     "multistep": multistep(),
     "exponential": with_warmup(
-        "exponential", decay_rate=st.floats(0.01, 1.0), decay_steps=st.integers(1, 10_000),
+        "exponential",
+        decay_rate=st.floats(0.01, 1.0),
+        decay_steps=st.integers(1, 10_000),
         end=st.floats(0.0, 1e-6),
     ),
     "inverse_sqrt": inverse_sqrt(),
@@ -187,8 +206,9 @@ leaf_specs = st.one_of(*LEAVES.values())
 @st.composite
 def join(draw: st.DrawFn) -> dict[str, Any]:
     phases = draw(st.lists(leaf_specs, min_size=1, max_size=3))
-    gaps = draw(st.lists(st.integers(1, 20_000), min_size=len(phases) - 1,
-                         max_size=len(phases) - 1))
+    gaps = draw(
+        st.lists(st.integers(1, 20_000), min_size=len(phases) - 1, max_size=len(phases) - 1)
+    )
     boundaries = [sum(gaps[: i + 1]) for i in range(len(gaps))]
     return {"name": "join", "schedules": phases, "boundaries": boundaries}
 
@@ -196,10 +216,14 @@ def join(draw: st.DrawFn) -> dict[str, Any]:
 ALL_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     **LEAVES,
     "join": join(),
-    "scale": st.builds(lambda spec, factor: {"name": "scale", "schedule": spec, "factor": factor},
-                       leaf_specs, st.floats(0.0, 10.0)),
+    "scale": st.builds(
+        lambda spec, factor: {"name": "scale", "schedule": spec, "factor": factor},
+        leaf_specs,
+        st.floats(0.0, 10.0),
+    ),
     "continue_from": st.builds(
         lambda spec, start: {"name": "continue_from", "schedule": spec, "start": start},
-        leaf_specs, st.integers(0, 50_000),
+        leaf_specs,
+        st.integers(0, 50_000),
     ),
 }

@@ -49,19 +49,35 @@ def test_compare_writes_a_png(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["schedule", "show", "wsd(peak=3e-4, total=100, cooldown_fraction=1.5)", "--steps", "10"],
-         "wsd: cooldown_fraction=1.5 is out of range (a number in (0, 1])"),
+        (
+            [
+                "schedule",
+                "show",
+                "wsd(peak=3e-4, total=100, cooldown_fraction=1.5)",
+                "--steps",
+                "10",
+            ],
+            "wsd: cooldown_fraction=1.5 is out of range (a number in (0, 1])",
+        ),
         (["schedule", "show", "nope(peak=1)", "--steps", "10"], "unknown schedule 'nope'"),
         (["schedule", "show", "cosine(peak=1e-3)", "--steps", "10"], "cosine: total is required"),
-        (["schedule", "show", "constant(peak=1e-3)", "--steps", "-5"],
-         "--steps='-5' must be a positive integer"),
-        (["schedule", "compare", "constant(peak=1e-3)", "--steps", "0"],
-         "--steps='0' must be a positive integer"),
+        (
+            ["schedule", "show", "constant(peak=1e-3)", "--steps", "-5"],
+            "--steps='-5' must be a positive integer",
+        ),
+        (
+            ["schedule", "compare", "constant(peak=1e-3)", "--steps", "0"],
+            "--steps='0' must be a positive integer",
+        ),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(arguments, message):
     result = subprocess.run(
-        [sys.executable, "-m", "lrlab", *arguments], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "lrlab", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()

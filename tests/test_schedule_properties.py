@@ -27,12 +27,16 @@ def horizon(schedule: Schedule) -> int:
     """A step range that covers every phase of the schedule and some steps past its end."""
     fields = schedule.to_spec()
     candidates = [
-        value for key, value in fields.items()
+        value
+        for key, value in fields.items()
         if isinstance(value, int) and not isinstance(value, bool) and key != "name"
     ]
     # Lists of steps (checkpoints, cycle lengths): their sum bounds every phase.
-    candidates += [sum(v for v in value if isinstance(v, int))
-                   for value in fields.values() if isinstance(value, list)]
+    candidates += [
+        sum(v for v in value if isinstance(v, int))
+        for value in fields.values()
+        if isinstance(value, list)
+    ]
     return int(min(max([10, *candidates]) * 1.3 + 10, 200_000))
 
 

@@ -7,8 +7,8 @@ import csv
 import numpy as np
 import pytest
 
+import shared_data as shared
 from lrlab.errors import SpecError
-from lrlab.runs import shared
 from lrlab.schedules import continue_from, from_spec, join, load_spec, parse, save_spec, scale
 
 
@@ -35,7 +35,10 @@ def test_scaled_benchmark_schedules_keep_the_roles_of_the_shared_ones():
     lr = {name: parse(spec)(np.arange(steps)) for name, (spec, steps) in schedules.items()}
     assert {name: values.size for name, values in lr.items()} == {
         **{name: 800 for name in schedules},
-        "constant_72000": 2400, "cosine_72000": 2400, "wsdcon_3": 533, "wsdcon_9": 533,
+        "constant_72000": 2400,
+        "cosine_72000": 2400,
+        "wsdcon_3": 533,
+        "wsdcon_9": 533,
         "wsdcon_18": 533,
     }
     for values in lr.values():  # the same warmup everywhere: 0 at step 0, the peak at step 71
@@ -64,8 +67,16 @@ def test_wsd_holds_the_peak_then_decays_to_the_floor():
     [("linear", 0.5), ("cosine", 0.5), ("1-sqrt", 1 - 0.5**0.5), ("exponential", 0.1**0.5)],
 )
 def test_wsd_decay_shapes_at_mid_cooldown(decay, middle):
-    schedule = from_spec({"name": "wsd", "peak": 1.0, "total": 100, "cooldown_steps": 20,
-                          "decay": decay, "end_ratio": 0.1 if decay == "exponential" else 0.0})
+    schedule = from_spec(
+        {
+            "name": "wsd",
+            "peak": 1.0,
+            "total": 100,
+            "cooldown_steps": 20,
+            "decay": decay,
+            "end_ratio": 0.1 if decay == "exponential" else 0.0,
+        }
+    )
     assert schedule(90) == pytest.approx(middle)
 
 
@@ -80,8 +91,9 @@ def test_cosine_floor_as_ratio_or_absolute():
 
 def test_inverse_sqrt_is_the_transformer_schedule():
     warmup, width = 4000, 512
-    schedule = from_spec({"name": "inverse_sqrt", "peak": (width * warmup) ** -0.5,
-                          "warmup": warmup})
+    schedule = from_spec(
+        {"name": "inverse_sqrt", "peak": (width * warmup) ** -0.5, "warmup": warmup}
+    )
     for step in (1, 100, 3999, 4000, 10_000, 100_000):
         expected = width**-0.5 * min(step**-0.5, step * warmup**-1.5)
         assert schedule(step) == pytest.approx(expected, rel=1e-12)
@@ -89,8 +101,9 @@ def test_inverse_sqrt_is_the_transformer_schedule():
 
 def test_warmup_shapes():
     cosine = parse("constant(peak=2.0, warmup=100, warmup_shape=cosine)")
-    exponential = parse("constant(peak=2.0, warmup=100, warmup_shape=exponential, "
-                        "warmup_start_ratio=0.01)")
+    exponential = parse(
+        "constant(peak=2.0, warmup=100, warmup_shape=exponential, warmup_start_ratio=0.01)"
+    )
     assert cosine(50) == pytest.approx(1.0)
     assert exponential(0) == pytest.approx(0.02)
     assert exponential(50) == pytest.approx(0.2)
@@ -125,7 +138,10 @@ def test_cosine_restarts_cycles_grow_and_peaks_decay():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("wsd(peak=3e-4, total=24000, cooldown_fraction=1.5)", "cooldown_fraction=1.5 is out of range"),
+        (
+            "wsd(peak=3e-4, total=24000, cooldown_fraction=1.5)",
+            "cooldown_fraction=1.5 is out of range",
+        ),
         ("wsd(peak=3e-4, total=24000)", "exactly one of cooldown_fraction and cooldown_steps"),
         ("cosine(peak=3e-4, total=100, warmup=100)", "warmup=100 must be less than total=100"),
         ("cosine(peak=3e-4)", "total is required"),
@@ -159,8 +175,9 @@ def test_negative_steps_are_rejected():
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_spec_files_round_trip(tmp_path, suffix):
-    schedule = parse("wsd(peak=3e-4, total=24000, warmup=2160, cooldown_fraction=0.2, "
-                     "decay=1-sqrt)")
+    schedule = parse(
+        "wsd(peak=3e-4, total=24000, warmup=2160, cooldown_fraction=0.2, decay=1-sqrt)"
+    )
     path = save_spec(schedule, tmp_path / f"schedule{suffix}")
     assert load_spec(path) == schedule
     assert parse(str(path)) == schedule
@@ -174,7 +191,9 @@ def test_bad_spec_file_names_the_file(tmp_path):
     path.write_text("name: cosine\npeak: 1e-3\n")
     with pytest.raises(SpecError, match=r"broken.yaml: cosine: total is required"):
         load_spec(path)
-    with pytest.raises(SpecError, match=r"missing.yaml: cannot read schedule spec \(no such file\)"):
+    with pytest.raises(
+        SpecError, match=r"missing.yaml: cannot read schedule spec \(no such file\)"
+    ):
         load_spec(tmp_path / "missing.yaml")
 
 
@@ -197,15 +216,25 @@ class TestAgainstPyTorch:
     def test_one_cycle(self):
         sched = self.torch.optim.lr_scheduler
         for anneal in ("cos", "linear"):
-            expected = self.lrs(lambda o, anneal=anneal: sched.OneCycleLR(
-                o, max_lr=0.1, total_steps=1000, pct_start=0.25, anneal_strategy=anneal), 1000)
-            ours = parse(f"one_cycle(peak=0.1, total=1000, pct_start=0.25, "
-                         f"anneal_shape={'cosine' if anneal == 'cos' else 'linear'})")
+            expected = self.lrs(
+                lambda o, anneal=anneal: sched.OneCycleLR(
+                    o, max_lr=0.1, total_steps=1000, pct_start=0.25, anneal_strategy=anneal
+                ),
+                1000,
+            )
+            ours = parse(
+                f"one_cycle(peak=0.1, total=1000, pct_start=0.25, "
+                f"anneal_shape={'cosine' if anneal == 'cos' else 'linear'})"
+            )
             np.testing.assert_allclose(ours(np.arange(1000)), expected, rtol=1e-9, atol=1e-12)
 
     def test_cosine_restarts(self):
-        expected = self.lrs(lambda o: self.torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            o, T_0=50, T_mult=2, eta_min=0.01), 700)
+        expected = self.lrs(
+            lambda o: self.torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+                o, T_0=50, T_mult=2, eta_min=0.01
+            ),
+            700,
+        )
         ours = parse("cosine_restarts(peak=1.0, cycle=50, cycle_mult=2, end=0.01)")
         np.testing.assert_allclose(ours(np.arange(700)), expected, rtol=1e-9, atol=1e-12)
 
@@ -213,18 +242,22 @@ class TestAgainstPyTorch:
         sched = self.torch.optim.lr_scheduler
         expected = self.lrs(lambda o: sched.StepLR(o, step_size=30, gamma=0.5), 200)
         np.testing.assert_allclose(
-            parse("step(peak=1.0, step_size=30, gamma=0.5)")(np.arange(200)), expected)
+            parse("step(peak=1.0, step_size=30, gamma=0.5)")(np.arange(200)), expected
+        )
         expected = self.lrs(lambda o: sched.MultiStepLR(o, milestones=[40, 90], gamma=0.1), 200)
         np.testing.assert_allclose(
-            parse("multistep(peak=1.0, milestones=[40, 90])")(np.arange(200)), expected)
+            parse("multistep(peak=1.0, milestones=[40, 90])")(np.arange(200)), expected
+        )
 
     def test_polynomial_and_exponential(self):
         sched = self.torch.optim.lr_scheduler
         expected = self.lrs(lambda o: sched.PolynomialLR(o, total_iters=100, power=2.0), 150)
         np.testing.assert_allclose(
-            parse("polynomial(peak=1.0, total=100, power=2)")(np.arange(150)), expected,
-            atol=1e-12)
+            parse("polynomial(peak=1.0, total=100, power=2)")(np.arange(150)), expected, atol=1e-12
+        )
         expected = self.lrs(lambda o: sched.ExponentialLR(o, gamma=0.97), 150)
         np.testing.assert_allclose(
             parse("exponential(peak=1.0, decay_rate=0.97, decay_steps=1)")(np.arange(150)),
-            expected, rtol=1e-9)
+            expected,
+            rtol=1e-9,
+        )

@@ -17,8 +17,9 @@ from schedule_strategies_recent import RECENT_STRATEGIES
 
 def test_infinite_phase_values() -> None:
     # eta_max 3e-4, eta_const 1.65e-4, eta_min 3e-5: the defaults as ratios of the peak.
-    s = parse("infinite(peak=3e-4, warmup=100, cooldown_steps=900, anneal_start=5000, "
-              "anneal_steps=1000)")
+    s = parse(
+        "infinite(peak=3e-4, warmup=100, cooldown_steps=900, anneal_start=5000, anneal_steps=1000)"
+    )
     const, low = 1.65e-4, 3e-5
     assert s(50) == pytest.approx(1.5e-4)  # linear warmup
     assert s(100) == pytest.approx(3e-4)
@@ -36,8 +37,10 @@ def test_infinite_without_anneal_stays_constant() -> None:
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
-        ("infinite(peak=1, warmup=10, cooldown_steps=10, anneal_start=15, anneal_steps=5)",
-         "anneal_start=15"),
+        (
+            "infinite(peak=1, warmup=10, cooldown_steps=10, anneal_start=15, anneal_steps=5)",
+            "anneal_start=15",
+        ),
         ("infinite(peak=1, cooldown_steps=10, anneal_start=15)", "anneal_steps"),
         ("infinite(peak=1, cooldown_steps=10, constant_ratio=0.2, min_ratio=0.3)", "min_ratio"),
         ("infinite(peak=1, cooldown_steps=0)", "cooldown_steps"),
@@ -67,7 +70,10 @@ def test_repeated_cosine_cycles() -> None:
     ("spec", "words"),
     [
         ("repeated_cosine(peak=1)", "cycle_steps"),
-        ("repeated_cosine(peak=1, cycle_steps=[10], cycle_length=10, cycle_count=1)", "cycle_steps"),
+        (
+            "repeated_cosine(peak=1, cycle_steps=[10], cycle_length=10, cycle_count=1)",
+            "cycle_steps",
+        ),
         ("repeated_cosine(peak=1, cycle_length=10)", "cycle_count"),
         ("repeated_cosine(peak=1, cycle_steps=[10, 5], warmup=5)", "warmup"),
         ("repeated_cosine(peak=1, cycle_steps=[10, 0])", r"cycle_steps\[1\]"),
@@ -94,10 +100,14 @@ def test_rewarm_redecay_joins_without_a_jump() -> None:
         ("rewarm_redecay(start=2, peak=1, warmup=1, total=10)", "start=2"),
         ("rewarm_redecay(start=0, peak=1, warmup=10, total=10)", "warmup=10"),
         ("rewarm_redecay(start=0, peak=1, warmup=1, total=10, end=0.1, end_ratio=0.1)", "end"),
-        ("rewarm_redecay(start=0, peak=1, warmup=1, total=10, end=0, decay=exponential)",
-         "exponential"),
-        ("rewarm_redecay(start=0, peak=1, warmup=1, total=10, warmup_shape=exponential)",
-         "warmup_shape"),
+        (
+            "rewarm_redecay(start=0, peak=1, warmup=1, total=10, end=0, decay=exponential)",
+            "exponential",
+        ),
+        (
+            "rewarm_redecay(start=0, peak=1, warmup=1, total=10, warmup_shape=exponential)",
+            "warmup_shape",
+        ),
     ],
 )
 def test_rewarm_redecay_errors(spec: str, words: str) -> None:
@@ -128,8 +138,10 @@ def test_power_warmup_and_exponential_decay() -> None:
     halfway = (math.exp(0.5) - 1) / (math.e - 1)
     assert s(19_000) == pytest.approx(halfway * s.power_lr(18_000))
     assert s([20_000, 30_000]) == pytest.approx([0.0, 0.0])
-    linear = parse("power(batch_size=1024, seq_len=4096, warmup=1, total=20000, "
-                   "decay_steps=2000, decay=linear)")
+    linear = parse(
+        "power(batch_size=1024, seq_len=4096, warmup=1, total=20000, "
+        "decay_steps=2000, decay=linear)"
+    )
     assert linear(19_000) == pytest.approx(0.5 * linear.power_lr(18_000))
 
 
@@ -148,7 +160,7 @@ def test_power_errors(spec: str, words: str) -> None:
         parse(spec)
 
 
-# --- REX (Chen et al. 2022) ------------------------------------------------------------------------
+# --- REX (Chen et al. 2022) ----------------------------------------------------------------------
 
 
 def test_rex_profile() -> None:
@@ -159,7 +171,7 @@ def test_rex_profile() -> None:
     assert floored([50, 100, 550, 1000]) == pytest.approx([0.5, 1.0, 0.1 + 0.9 * 2 / 3, 0.1])
 
 
-# --- damped cosine (Keras CosineDecayRestarts) -----------------------------------------------------
+# --- damped cosine (Keras CosineDecayRestarts) ---------------------------------------------------
 
 
 def _keras_restarts(step: float, first: int, t_mul: float, m_mul: float, alpha: float) -> float:
@@ -174,16 +186,19 @@ def _keras_restarts(step: float, first: int, t_mul: float, m_mul: float, alpha: 
     return (1 - alpha) * 0.5 * m_mul**index * (1.0 + math.cos(math.pi * fraction)) + alpha
 
 
-@pytest.mark.parametrize(("t_mul", "m_mul", "alpha"), [(2.0, 0.5, 0.0), (1.0, 0.8, 0.1),
-                                                       (1.5, 0.9, 0.05)])
+@pytest.mark.parametrize(
+    ("t_mul", "m_mul", "alpha"), [(2.0, 0.5, 0.0), (1.0, 0.8, 0.1), (1.5, 0.9, 0.05)]
+)
 def test_damped_cosine_matches_keras(t_mul: float, m_mul: float, alpha: float) -> None:
-    s = parse(f"damped_cosine(peak=1, cycle=10, damping={m_mul}, cycle_mult={t_mul}, "
-              f"end_ratio={alpha})")
+    s = parse(
+        f"damped_cosine(peak=1, cycle=10, damping={m_mul}, cycle_mult={t_mul}, end_ratio={alpha})"
+    )
     steps = [0, 3, 9, 11, 25, 31, 69, 71, 149]
     expected = [_keras_restarts(step, 10, t_mul, m_mul, alpha) for step in steps]
     assert s(steps) == pytest.approx(expected)
     assert parse("damped_cosine(peak=1, cycle=10, damping=0.5)")([10, 30, 70]) == pytest.approx(
-        [0.5, 0.25, 0.125])  # restart peaks at 0, 10, 30, 70 with cycle_mult 2
+        [0.5, 0.25, 0.125]
+    )  # restart peaks at 0, 10, 30, 70 with cycle_mult 2
 
 
 def test_damped_cosine_errors() -> None:
@@ -193,14 +208,15 @@ def test_damped_cosine_errors() -> None:
         parse("damped_cosine(peak=1, cycle=10)")
 
 
-# --- UBA ----------------------------------------------------------------------------------------------
+# --- UBA -----------------------------------------------------------------------------------------
 
 
 def test_uba_family() -> None:
     steps = np.arange(0, 1001)
     cosine = parse("cosine(peak=1, total=1000, end=0.1)")
-    np.testing.assert_allclose(parse("uba(peak=1, total=1000, end=0.1, phi=2)")(steps),
-                               cosine(steps), atol=1e-12)
+    np.testing.assert_allclose(
+        parse("uba(peak=1, total=1000, end=0.1, phi=2)")(steps), cosine(steps), atol=1e-12
+    )
     for phi in (0.1, 1.0, 5.0):
         s = parse(f"uba(peak=1, total=1000, phi={phi})")
         assert s(500) == pytest.approx(2 / (2 + phi))  # 1 + cos(pi / 2) = 1
@@ -209,12 +225,15 @@ def test_uba_family() -> None:
         parse("uba(peak=1, total=10, phi=0)")
 
 
-# --- properties over the strategies -------------------------------------------------------------------
+# --- properties over the strategies --------------------------------------------------------------
 
 
 def _grid(spec: dict) -> np.ndarray:
-    steps = [value for key, value in spec.items()
-             if isinstance(value, int) and not isinstance(value, bool) and key != "batch_size"]
+    steps = [
+        value
+        for key, value in spec.items()
+        if isinstance(value, int) and not isinstance(value, bool) and key != "batch_size"
+    ]
     end = sum(spec.get("cycle_steps", [])) + max([10, *steps]) * 2
     return np.unique(np.concatenate([np.linspace(0, 1.2 * end + 10, 400), np.arange(0, 50)]))
 

@@ -87,8 +87,9 @@ def test_validation_split_is_fixed_and_spread() -> None:
     assert np.array_equal(val, again_val) and np.array_equal(train, again_train)
     batches = eval_batches(val, 4, 31, 3)
     assert len(batches) == 3 and batches[0][0].shape == (4, 31)
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, eval_batches(val, 4, 31, 3),
-                                                           strict=True))
+    assert all(
+        torch.equal(a[0], b[0]) for a, b in zip(batches, eval_batches(val, 4, 31, 3), strict=True)
+    )
 
 
 def test_too_small_corpus_is_a_clear_error(tmp_path: Path) -> None:
@@ -104,11 +105,13 @@ def test_batches_are_a_function_of_seed_and_step() -> None:
     x, y = batches.get(3, 1)
     assert x.shape == y.shape == (4, 16) and x.dtype == torch.int64
     assert torch.equal(x[:, 1:], y[:, :-1])
-    assert torch.equal(batches.get(3, 1)[0], Batches(tokens, None, 0.0, 4, 16, 2, seed=7)
-                       .get(3, 1)[0])
+    assert torch.equal(
+        batches.get(3, 1)[0], Batches(tokens, None, 0.0, 4, 16, 2, seed=7).get(3, 1)[0]
+    )
     assert not torch.equal(batches.get(3, 1)[0], batches.get(4, 1)[0])
-    assert not torch.equal(batches.get(3, 1)[0], Batches(tokens, None, 0.0, 4, 16, 2, seed=8)
-                           .get(3, 1)[0])
+    assert not torch.equal(
+        batches.get(3, 1)[0], Batches(tokens, None, 0.0, 4, 16, 2, seed=8).get(3, 1)[0]
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.25, 0.3, 1.0])
@@ -122,7 +125,7 @@ def test_replay_fraction_is_exact(fraction: float) -> None:
             x, _ = batches.get(step, micro)
             replayed = int((x[:, 0] == 1).sum())
             assert replayed == batches.replay_rows(step, micro)
-            assert torch.all(x[8 - replayed:] == 1) and torch.all(x[: 8 - replayed] == 0)
+            assert torch.all(x[8 - replayed :] == 1) and torch.all(x[: 8 - replayed] == 0)
             rows += replayed
     assert abs(rows - fraction * 8 * 150) <= 1
 
@@ -141,8 +144,9 @@ def test_bpe_tokenizer_trains_locally(tmp_path: Path) -> None:
     assert tunnel_data.build_tokenizer(config).identity == tokenizer.identity
     saved = tmp_path / "tok.json"
     saved.write_text(tokenizer.json)
-    reused = tunnel_data.build_tokenizer(data_config(tmp_path, tokenizer="bpe",
-                                                     tokenizer_file=str(saved)))
+    reused = tunnel_data.build_tokenizer(
+        data_config(tmp_path, tokenizer="bpe", tokenizer_file=str(saved))
+    )
     assert reused.identity == tokenizer.identity
 
 

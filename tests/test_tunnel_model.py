@@ -40,10 +40,17 @@ def test_forward_backward_shapes_and_initial_loss() -> None:
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("options", [
-    {"qk_norm": True}, {"tied_embeddings": False}, {"bias": True}, {"mup_base_width": 16},
-    {"z_loss": 1e-4}, {"d_ff": 48},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"qk_norm": True},
+        {"tied_embeddings": False},
+        {"bias": True},
+        {"mup_base_width": 16},
+        {"z_loss": 1e-4},
+        {"d_ff": 48},
+    ],
+)
 def test_options_train(options: dict[str, object]) -> None:
     model = tiny(**options)
     x, y = batch()
@@ -57,8 +64,9 @@ def test_z_loss_adds_log_partition_penalty() -> None:
     x, y = batch()
     cross_entropy, objective = model(x, y)
     log_z = torch.logsumexp(model.logits(x).float(), dim=-1)
-    assert objective.item() == pytest.approx(cross_entropy.item() + 1e-2 * log_z.square().mean()
-                                             .item(), rel=1e-5)
+    assert objective.item() == pytest.approx(
+        cross_entropy.item() + 1e-2 * log_z.square().mean().item(), rel=1e-5
+    )
 
 
 def test_tied_untied_and_qk_norm_parameters() -> None:
@@ -82,7 +90,8 @@ def test_attention_matches_explicit_softmax() -> None:
         expected = attn.proj(manual.transpose(1, 2).reshape(x.shape))
         torch.testing.assert_close(attn(x, cos, sin), expected, rtol=1e-4, atol=1e-5)
         assert attn.max_logit(x, cos, sin) == pytest.approx(
-            logits.masked_fill(~mask, float("-inf")).max().item(), rel=1e-5)
+            logits.masked_fill(~mask, float("-inf")).max().item(), rel=1e-5
+        )
 
 
 def test_rotary_embedding_is_relative() -> None:
@@ -91,8 +100,8 @@ def test_rotary_embedding_is_relative() -> None:
     q, k = torch.randn(8), torch.randn(8)
 
     def score(m: int, n: int) -> float:
-        qm = apply_rotary(q.view(1, 1, 1, 8), cos[m: m + 1], sin[m: m + 1]).flatten()
-        kn = apply_rotary(k.view(1, 1, 1, 8), cos[n: n + 1], sin[n: n + 1]).flatten()
+        qm = apply_rotary(q.view(1, 1, 1, 8), cos[m : m + 1], sin[m : m + 1]).flatten()
+        kn = apply_rotary(k.view(1, 1, 1, 8), cos[n : n + 1], sin[n : n + 1]).flatten()
         return float(qm @ kn)
 
     assert score(5, 2) == pytest.approx(score(9, 6), rel=1e-5)
@@ -125,8 +134,12 @@ def test_parameter_groups_cover_all_and_decay_flags() -> None:
     assert groups["norms"]["weight_decay"] == groups["biases"]["weight_decay"] == 0.0
     assert groups["embedding"]["weight_decay"] == 0.0
     assert any(p is model.head.weight for p in groups["matrices"]["params"])
-    decayed = {g["name"]: g for g in parameter_groups(
-        model, OptimConfig(decay_norms=True, decay_embeddings=True, decay_biases=True))}
+    decayed = {
+        g["name"]: g
+        for g in parameter_groups(
+            model, OptimConfig(decay_norms=True, decay_embeddings=True, decay_biases=True)
+        )
+    }
     assert all(g["weight_decay"] == 0.1 for g in decayed.values())
 
 

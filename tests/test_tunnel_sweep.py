@@ -23,14 +23,22 @@ def sweep_file(tmp_path: Path, **changes: Any) -> Path:
         "threads_per_worker": 1,
         "base": {
             "model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
-            "data": {"corpus": "english", "max_bytes": 60_000,
-                     "cache_dir": str(tmp_path / "cache")},
+            "data": {
+                "corpus": "english",
+                "max_bytes": 60_000,
+                "cache_dir": str(tmp_path / "cache"),
+            },
             "optim": {"grad_clip": 0.0},
-            "train": {"steps": 16, "batch_size": 4, "seq_len": 32, "eval_interval": 8,
-                      "eval_batches": 2, "checkpoint_interval": 8},
+            "train": {
+                "steps": 16,
+                "batch_size": 4,
+                "seq_len": 32,
+                "eval_interval": 8,
+                "eval_batches": 2,
+                "checkpoint_interval": 8,
+            },
         },
-        "grid": {"peak_lr": [3e-3, 1000.0],
-                 "schedules": ["cosine(peak=1, total=16, warmup=2)"]},
+        "grid": {"peak_lr": [3e-3, 1000.0], "schedules": ["cosine(peak=1, total=16, warmup=2)"]},
         **changes,
     }
     path = tmp_path / "sweep.yaml"
@@ -39,10 +47,20 @@ def sweep_file(tmp_path: Path, **changes: Any) -> Path:
 
 
 def test_grid_expansion_and_validation(tmp_path: Path) -> None:
-    sweep = load_sweep(sweep_file(tmp_path, grid={
-        "peak_lr": [1e-3, 2e-3], "seeds": [0, 1], "widths": [32, 64],
-        "schedules": ["cosine(peak=1, total=16)", {"name": "wsd", "peak": 1, "total": 16,
-                                                   "cooldown_fraction": 0.25}]}))
+    sweep = load_sweep(
+        sweep_file(
+            tmp_path,
+            grid={
+                "peak_lr": [1e-3, 2e-3],
+                "seeds": [0, 1],
+                "widths": [32, 64],
+                "schedules": [
+                    "cosine(peak=1, total=16)",
+                    {"name": "wsd", "peak": 1, "total": 16, "cooldown_fraction": 0.25},
+                ],
+            },
+        )
+    )
     runs = sweep.runs()
     assert len(runs) == 16 and len({name for name, _, _ in runs}) == 16
     name, data, point = runs[-1]
@@ -52,11 +70,19 @@ def test_grid_expansion_and_validation(tmp_path: Path) -> None:
     with pytest.raises(LrlabError, match=r"grid\.peak_lr\[0\]=-1 must be a positive number"):
         load_sweep(sweep_file(tmp_path, grid={"peak_lr": [-1], "schedules": ["constant(peak=1)"]}))
     with pytest.raises(LrlabError, match=r"grid\.schedules\[0\]: .*has no 'peak' field"):
-        load_sweep(sweep_file(tmp_path, grid={
-            "peak_lr": [1], "schedules": ["piecewise_linear(points=[[0, 1], [10, 0]])"]}))
+        load_sweep(
+            sweep_file(
+                tmp_path,
+                grid={"peak_lr": [1], "schedules": ["piecewise_linear(points=[[0, 1], [10, 0]])"]},
+            )
+        )
     with pytest.raises(LrlabError, match=r"run 0-cosine_lr1_seed0_d33.*multiple of"):
-        load_sweep(sweep_file(tmp_path, grid={"peak_lr": [1], "widths": [33],
-                                              "schedules": ["cosine(peak=1, total=9)"]}))
+        load_sweep(
+            sweep_file(
+                tmp_path,
+                grid={"peak_lr": [1], "widths": [33], "schedules": ["cosine(peak=1, total=9)"]},
+            )
+        )
     with pytest.raises(LrlabError, match="unknown field 'worker'"):
         load_sweep(sweep_file(tmp_path, worker=2))
 
@@ -91,22 +117,38 @@ def test_sweep_runs_in_workers_survives_divergence_and_resumes(tmp_path: Path) -
 
 
 def test_sweep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = sweep_file(tmp_path, grid={"peak_lr": [3e-3],
-                                      "schedules": ["constant(peak=1, warmup=2)"]})
-    assert main(["sweep", "--config", str(path), "--out", str(tmp_path / "s"),
-                 "--workers", "1"]) == 0
+    path = sweep_file(
+        tmp_path, grid={"peak_lr": [3e-3], "schedules": ["constant(peak=1, warmup=2)"]}
+    )
+    assert (
+        main(["sweep", "--config", str(path), "--out", str(tmp_path / "s"), "--workers", "1"]) == 0
+    )
     table = capsys.readouterr().out
     assert "0-constant_lr0.003_seed0" in table and "LR sensitivity" in table
 
 
 def test_lr_sensitivity_formula() -> None:
-    def row(lr: float, loss: float | None, status: str = "finished", seed: int = 0
-            ) -> dict[str, Any]:
-        return {"schedule": "0:cosine", "width": None, "peak_lr": lr, "seed": seed,
-                "status": status, "final_val_loss": loss, "initial_val_loss": 5.0}
+    def row(
+        lr: float, loss: float | None, status: str = "finished", seed: int = 0
+    ) -> dict[str, Any]:
+        return {
+            "schedule": "0:cosine",
+            "width": None,
+            "peak_lr": lr,
+            "seed": seed,
+            "status": status,
+            "final_val_loss": loss,
+            "initial_val_loss": 5.0,
+        }
 
-    rows = [row(1e-3, 3.0), row(1e-3, 3.2, seed=1), row(3e-3, 2.5), row(1e-2, 6.0),
-            row(3e-2, None, "diverged"), row(1e-1, None, "pending")]
+    rows = [
+        row(1e-3, 3.0),
+        row(1e-3, 3.2, seed=1),
+        row(3e-3, 2.5),
+        row(1e-2, 6.0),
+        row(3e-2, None, "diverged"),
+        row(1e-1, None, "pending"),
+    ]
     (group,) = lr_sensitivity(rows)
     # Capped mean losses per LR: 3.1, 2.5, 5.0 (6.0 capped at L0), 5.0 (diverged).
     assert group["lr_count"] == 4

@@ -24,7 +24,7 @@ from lrlab.errors import LrlabError
 from lrlab.schedules import parse
 from lrlab.tunnel import checkpoint
 from lrlab.tunnel.config import config_from_dict
-from lrlab.tunnel.train import Trainer, train
+from lrlab.tunnel.train import RunState, Trainer, train
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -34,9 +34,17 @@ def tiny(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {
         "model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
         "data": {"corpus": "english", "max_bytes": 60_000, "cache_dir": str(tmp_path / "cache")},
-        "train": {"steps": 30, "batch_size": 4, "seq_len": 32, "eval_interval": 10,
-                  "eval_batches": 2, "checkpoint_interval": 10, "threads": 1, "progress": "off",
-                  "schedule": "cosine(peak=3e-3, total=30, warmup=3)"},
+        "train": {
+            "steps": 30,
+            "batch_size": 4,
+            "seq_len": 32,
+            "eval_interval": 10,
+            "eval_batches": 2,
+            "checkpoint_interval": 10,
+            "threads": 1,
+            "progress": "off",
+            "schedule": "cosine(peak=3e-3, total=30, warmup=3)",
+        },
     }
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
@@ -67,9 +75,18 @@ def test_run_writes_the_run_format(tmp_path: Path) -> None:
     assert all(float(r["grad_norm"]) > 0 and float(r["param_norm"]) > 0 for r in steps)
     assert float(steps[0]["update_norm"]) == 0.0 < float(steps[5]["update_norm"])  # LR 0 at 0
     evals = rows(out / "eval.csv")
-    assert list(evals[0]) == ["step", "lr", "loss", "val_loss_english", "val_loss_stdlib",
-                              "max_attn_logit_l0", "max_attn_logit_l1", "logit_mean",
-                              "logit_max", "log_z"]
+    assert list(evals[0]) == [
+        "step",
+        "lr",
+        "loss",
+        "val_loss_english",
+        "val_loss_stdlib",
+        "max_attn_logit_l0",
+        "max_attn_logit_l1",
+        "logit_mean",
+        "logit_max",
+        "log_z",
+    ]
     assert [int(r["step"]) for r in evals] == [9, 19, 29]
     assert all(r["loss"] == r["val_loss_english"] for r in evals)
     assert json.loads((out / "eval.csv.schedule.json").read_text()) == schedule.to_spec()
@@ -87,23 +104,33 @@ def test_run_writes_the_run_format(tmp_path: Path) -> None:
 
 def test_keep_last_checkpoints_and_keep_steps(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    config = tiny(tmp_path, train={"checkpoint_interval": 5, "keep_checkpoints": 2,
-                                   "keep_steps": [10]})
+    config = tiny(
+        tmp_path, train={"checkpoint_interval": 5, "keep_checkpoints": 2, "keep_steps": [10]}
+    )
     train(config_from_dict(config), out)
     assert checkpoint.list_steps(out / "checkpoints") == [10, 25, 30]
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
-    config = tiny(tmp_path, train={"steps": 200, "checkpoint_interval": 40, "eval_interval": 40,
-                                   "schedule": "wsd(peak=3e-3, total=200, warmup=10, "
-                                               "cooldown_fraction=0.2)"})
+    config = tiny(
+        tmp_path,
+        train={
+            "steps": 200,
+            "checkpoint_interval": 40,
+            "eval_interval": 40,
+            "schedule": "wsd(peak=3e-3, total=200, warmup=10, cooldown_fraction=0.2)",
+        },
+    )
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     process = subprocess.Popen(
         [sys.executable, "-m", "lrlab", "train", "--config", str(path), "--out", str(killed)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     first = checkpoint.checkpoint_path(killed / "checkpoints", 40)
     deadline = time.monotonic() + 120
     while not first.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -117,8 +144,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
     resumed = train(config_from_dict(config), killed, resume=True)
     reference = train(config_from_dict(config), tmp_path / "reference")
     assert resumed["status"] == reference["status"] == "finished"
-    assert train_columns(killed / "train.csv") == train_columns(tmp_path / "reference" /
-                                                                "train.csv")
+    assert train_columns(killed / "train.csv") == train_columns(
+        tmp_path / "reference" / "train.csv"
+    )
     assert rows(killed / "eval.csv") == rows(tmp_path / "reference" / "eval.csv")
     assert resumed["final_val_loss"] == reference["final_val_loss"]
     # Resuming a finished run changes nothing; a changed config is refused.
@@ -133,13 +161,26 @@ def test_branch_from_stable_checkpoint_equals_training_from_scratch(tmp_path: Pa
     stable = "constant(peak=3e-3, warmup=3)"
     decay = "wsd(peak=3e-3, total=30, warmup=3, cooldown_steps=8, decay=1-sqrt)"
     parent = tmp_path / "parent"
-    train(config_from_dict(tiny(tmp_path, train={"schedule": stable, "keep_steps": [20],
-                                                 "keep_checkpoints": 1})), parent)
+    train(
+        config_from_dict(
+            tiny(tmp_path, train={"schedule": stable, "keep_steps": [20], "keep_checkpoints": 1})
+        ),
+        parent,
+    )
     assert 20 in checkpoint.list_steps(parent / "checkpoints")
     branch = tmp_path / "branch"
-    record = train(config_from_dict(tiny(tmp_path, train={
-        "schedule": decay, "branch_from": str(parent / "checkpoints" / "step_00000020.pt")})),
-        branch)
+    record = train(
+        config_from_dict(
+            tiny(
+                tmp_path,
+                train={
+                    "schedule": decay,
+                    "branch_from": str(parent / "checkpoints" / "step_00000020.pt"),
+                },
+            )
+        ),
+        branch,
+    )
     assert record["branch_step"] == 20
     scratch = tmp_path / "scratch"
     train(config_from_dict(tiny(tmp_path, train={"schedule": decay})), scratch)
@@ -150,22 +191,39 @@ def test_branch_from_stable_checkpoint_equals_training_from_scratch(tmp_path: Pa
     point = str(parent / "checkpoints" / "step_00000020.pt")
     wrong = "wsd(peak=3e-3, total=30, warmup=3, cooldown_steps=15)"  # decays before step 20
     with pytest.raises(LrlabError, match="LR .* at step 16 differs from the parent's"):
-        train(config_from_dict(tiny(tmp_path, train={"schedule": wrong, "branch_from": point})),
-              tmp_path / "wrong")
+        train(
+            config_from_dict(tiny(tmp_path, train={"schedule": wrong, "branch_from": point})),
+            tmp_path / "wrong",
+        )
     with pytest.raises(LrlabError, match=r"model\.d_model is 32 there, 64 here"):
-        train(config_from_dict(tiny(tmp_path, model={"d_model": 64}, train={
-            "schedule": decay, "branch_from": point})), tmp_path / "wider")
+        train(
+            config_from_dict(
+                tiny(
+                    tmp_path, model={"d_model": 64}, train={"schedule": decay, "branch_from": point}
+                )
+            ),
+            tmp_path / "wider",
+        )
     with pytest.raises(LrlabError, match="branch point 30 is not before train.steps=30"):
-        train(config_from_dict(tiny(tmp_path, train={"schedule": decay,
-                                                     "branch_from": str(parent)})),
-              tmp_path / "late")
+        train(
+            config_from_dict(tiny(tmp_path, train={"schedule": decay, "branch_from": str(parent)})),
+            tmp_path / "late",
+        )
 
 
 def test_divergence_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     explode = "join(schedules=[constant(peak=1e-3), constant(peak=1000)], boundaries=[12])"
     out = tmp_path / "run"
-    record = train(config_from_dict(tiny(tmp_path, optim={"grad_clip": 0.0}, train={
-        "schedule": explode, "checkpoint_interval": 5})), out)
+    record = train(
+        config_from_dict(
+            tiny(
+                tmp_path,
+                optim={"grad_clip": 0.0},
+                train={"schedule": explode, "checkpoint_interval": 5},
+            )
+        ),
+        out,
+    )
     assert record["status"] == "diverged"
     step = record["diverged"]["step"]
     assert 12 <= step < 29 and "step" in record["diverged"]["reason"]
@@ -179,10 +237,15 @@ def test_divergence_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path: Path)
 def test_continual_pretraining_with_replay(tmp_path: Path) -> None:
     stage_a = tmp_path / "a"
     train(config_from_dict(tiny(tmp_path, data={"eval_corpora": ["stdlib"]})), stage_a)
-    config_b = tiny(tmp_path, data={"corpus": "stdlib", "replay_corpus": "english",
-                                    "replay_fraction": 0.25}, train={
-        "init_from": str(stage_a), "steps": 20,
-        "schedule": "rewarm_redecay(start=3e-4, peak=2e-3, warmup=4, total=20)"})
+    config_b = tiny(
+        tmp_path,
+        data={"corpus": "stdlib", "replay_corpus": "english", "replay_fraction": 0.25},
+        train={
+            "init_from": str(stage_a),
+            "steps": 20,
+            "schedule": "rewarm_redecay(start=3e-4, peak=2e-3, warmup=4, total=20)",
+        },
+    )
     trainer = Trainer(config_from_dict(config_b), tmp_path / "b")
     saved = checkpoint.load(checkpoint.resolve(stage_a))
     for name, value in trainer.model.state_dict().items():
@@ -233,6 +296,40 @@ def test_checkpoints_load_safely(tmp_path: Path) -> None:
         checkpoint.resolve(tmp_path / "empty")
 
 
+def test_run_state_keeps_the_checkpoint_layout(tmp_path: Path) -> None:
+    # Checkpoints written before `RunState` existed hold its fields as top-level keys; keeping
+    # that layout is what lets those runs resume (and older lrlab read newer checkpoints).
+    out = tmp_path / "run"
+    train(config_from_dict(tiny(tmp_path, train={"steps": 10})), out)
+    payload = checkpoint.load(checkpoint.resolve(out))
+    assert set(payload) == {
+        "format",
+        "version",
+        "step",
+        "model",
+        "optimizer",
+        "rng",
+        "ema",
+        "min_ema",
+        "elapsed_s",
+        "initial_val_loss",
+        "best_val_loss",
+        "last_val",
+        "last_train_loss",
+        "origin",
+        "config",
+        "schedule",
+        "vocab_size",
+        "tokenizer",
+    }
+    state = RunState.from_checkpoint(payload)
+    assert state.step == 10 and state.elapsed_s > 0 and set(state.last_val) == {"english"}
+    assert state.to_checkpoint() == {key: payload[key] for key in state.to_checkpoint()}
+    record = json.loads((out / "record.json").read_text())
+    assert record["best_val_loss"] == state.best_val_loss
+    assert record["final_train_loss"] == state.last_train_loss
+
+
 def test_cli_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 
@@ -240,17 +337,44 @@ def test_cli_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "cli"
-    assert main(["train", "--config", str(path), "--out", str(out), "--steps", "20",
-                 "--schedule", "linear(peak=2e-3, total=20, warmup=2)",
-                 "--set", "model.qk_norm=true"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(path),
+                "--out",
+                str(out),
+                "--steps",
+                "20",
+                "--schedule",
+                "linear(peak=2e-3, total=20, warmup=2)",
+                "--set",
+                "model.qk_norm=true",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "finished after 20 steps" in printed
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"]["qk_norm"] is True and saved["train"]["schedule"]["name"] == "linear"
     assert main(["train", "--out", str(out), "--resume"]) == 0
 
-    assert main(["train", "--config", str(path), "--out", str(tmp_path / "x"),
-                 "--set", "model.n_heads=3"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(path),
+                "--out",
+                str(tmp_path / "x"),
+                "--set",
+                "model.n_heads=3",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "model.d_model=32 must be a multiple of" in error
     assert main(["train", "--config", str(path)]) == 2

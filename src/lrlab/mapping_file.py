@@ -41,5 +41,7 @@ def read_mapping(path: str | Path, kind: str = "config") -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         kind = type(data).__name__
-        raise LrlabError(f"{path}: must be a mapping of sections or fields (name: value), got {kind}")
+        raise LrlabError(
+            f"{path}: must be a mapping of sections or fields (name: value), got {kind}"
+        )
     return data

@@ -11,10 +11,10 @@ Every schedule is registered by name (`REGISTRY`); build one from a spec dict or
 
 from lrlab.errors import SpecError
 from lrlab.schedules import classic, continual, modern, wsd  # noqa: F401  (registers schedules)
-from lrlab.schedules.base import REGISTRY, DecaySchedule, Schedule, WarmupSchedule
+from lrlab.schedules.base import REGISTRY, DecaySchedule, Schedule, WarmupSchedule, to_string
 from lrlab.schedules.compose import continue_from, join, scale
 from lrlab.schedules.shapes import DECAY_SHAPES, anneal
-from lrlab.schedules.spec import from_spec, load_spec, parse, save_spec, to_string
+from lrlab.schedules.spec import from_spec, load_spec, parse, save_spec
 from lrlab.schedules.tabular import PiecewiseLinear, Table
 
 __all__ = [

@@ -1,26 +1,28 @@
-"""The `Schedule` base class: a frozen, validated set of parameters that is a pure step -> LR function.
+"""The `Schedule` base class: a frozen, validated set of parameters that is a pure step -> LR
+function.
 
-Every schedule is a keyword-only frozen dataclass. Its fields are declared with the helpers below
-(`real`, `integer`, `choice`, ...), which carry the help text and the allowed range; the base class
-coerces and checks every field on construction, so a bad value fails where it is given, with a
-message that names the schedule, the field and the range. Subclasses implement `_lr(t)` on a float64
-array of non-negative steps and register themselves with `@register`.
+Every schedule is a keyword-only frozen dataclass. Its fields are declared with the helpers of
+`lrlab.settings` (`real`, `integer`, `choice`, ...), which carry the help text and the allowed
+range; the base class coerces and checks every field on construction, so a bad value fails where it
+is given, with a message that names the schedule, the field and the range. Subclasses implement
+`_lr(t)` on a float64 array of non-negative steps and register themselves with `@register`.
+
+A schedule writes itself as a spec dict (`Schedule.to_spec`) and as a compact string (`str`,
+`to_string`); reading them back is `lrlab.schedules.spec`, which builds on this module (and not the
+other way round).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from lrlab.errors import SpecError
+from lrlab.settings import MISSING, Rule, check_fields, choice, integer, number_text, real, rule_of
 
 REGISTRY: dict[str, type[Schedule]] = {}
-
-_MISSING = dataclasses.MISSING
 
 
 def register(cls: type[Schedule]) -> type[Schedule]:
@@ -29,203 +31,6 @@ def register(cls: type[Schedule]) -> type[Schedule]:
         raise RuntimeError(f"schedule name {cls.name!r} registered twice")
     REGISTRY[cls.name] = cls
     return cls
-
-
-# --- field declarations -------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldRule:
-    """How one schedule field is typed and bounded (stored in the dataclass field's metadata)."""
-
-    kind: str  # real, integer, choice, reals, integers, points, schedule, schedules
-    help: str
-    low: float | None = None
-    high: float | None = None
-    low_inclusive: bool = True
-    choices: tuple[str, ...] = ()
-    optional: bool = False
-
-    def describe(self) -> str:
-        """The allowed values in words, e.g. ``a number in (0, 1]``."""
-        if self.kind == "choice":
-            return "one of " + ", ".join(self.choices)
-        noun = {
-            "real": "a number",
-            "integer": "an integer",
-            "reals": "a list of numbers",
-            "integers": "a list of integers",
-            "points": "a list of [step, lr] pairs",
-            "schedule": "a schedule",
-            "schedules": "a list of schedules",
-        }[self.kind]
-        if self.low is None and self.high is None:
-            return noun
-        left = "[" if self.low_inclusive else "("
-        low = "-inf" if self.low is None else number_text(self.low)
-        high = "inf)" if self.high is None else number_text(self.high) + "]"
-        return f"{noun} in {left}{low}, {high}"
-
-
-def _field(default: Any, rule: FieldRule) -> Any:
-    if default is _MISSING:
-        return dataclasses.field(metadata={"rule": rule})
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata={"rule": rule})
-    return dataclasses.field(default=default, metadata={"rule": rule})
-
-
-def real(
-    default: Any = _MISSING,
-    *,
-    help: str,
-    low: float | None = None,
-    high: float | None = None,
-    low_inclusive: bool = True,
-) -> Any:
-    """A float field; ``default=None`` makes it optional."""
-    rule = FieldRule("real", help, low, high, low_inclusive, optional=default is None)
-    return _field(default, rule)
-
-
-def integer(
-    default: Any = _MISSING, *, help: str, low: int | None = 0, high: int | None = None
-) -> Any:
-    """An integer field (a step count); ``default=None`` makes it optional."""
-    return _field(default, FieldRule("integer", help, low, high, optional=default is None))
-
-
-def choice(default: Any = _MISSING, *, help: str, choices: Sequence[str]) -> Any:
-    """A field taking one of a fixed set of names."""
-    return _field(default, FieldRule("choice", help, choices=tuple(choices)))
-
-
-def reals(default: Any = _MISSING, *, help: str, low: float | None = None) -> Any:
-    """A list-of-floats field."""
-    return _field(default, FieldRule("reals", help, low))
-
-
-def integers(default: Any = _MISSING, *, help: str, low: int | None = 0) -> Any:
-    """A list-of-integers field (steps)."""
-    return _field(default, FieldRule("integers", help, low))
-
-
-def points(*, help: str) -> Any:
-    """A list of ``[step, lr]`` pairs."""
-    return _field(_MISSING, FieldRule("points", help))
-
-
-def schedule_field(*, help: str) -> Any:
-    """A nested schedule."""
-    return _field(_MISSING, FieldRule("schedule", help))
-
-
-def schedules_field(*, help: str) -> Any:
-    """A list of nested schedules."""
-    return _field(_MISSING, FieldRule("schedules", help))
-
-
-def number_text(value: float) -> str:
-    """Shortest text that reads back as the same number: ``1e-05``, ``3``, ``0.0003``."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
-
-
-# --- coercion -----------------------------------------------------------------------------------
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _coerce(owner: str, name: str, rule: FieldRule, value: Any) -> Any:
-    where = f"{owner}: {name}"
-    if value is None:
-        if rule.optional:
-            return None
-        raise SpecError(f"{where} is required ({rule.describe()})")
-    if rule.kind in ("real", "integer"):
-        return _coerce_number(where, rule, value)
-    if rule.kind == "choice":
-        if not isinstance(value, str) or value not in rule.choices:
-            raise SpecError(f"{where}={value!r} is not allowed ({rule.describe()})")
-        return value
-    if rule.kind in ("reals", "integers"):
-        return _coerce_numbers(where, rule, _as_list(where, rule, value))
-    if rule.kind == "points":
-        pairs = []
-        for i, pair in enumerate(_as_list(where, rule, value)):
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise SpecError(f"{where}[{i}] must be a [step, lr] pair")
-            step = _coerce_number(f"{where}[{i}] step", FieldRule("real", "", low=0), pair[0])
-            lr = _coerce_number(f"{where}[{i}] lr", FieldRule("real", "", low=0), pair[1])
-            pairs.append((step, lr))
-        return tuple(pairs)
-    if rule.kind == "schedule":
-        return _coerce_schedule(where, value)
-    if rule.kind == "schedules":
-        items = _as_list(where, rule, value)
-        return tuple(_coerce_schedule(f"{where}[{i}]", v) for i, v in enumerate(items))
-    raise AssertionError(rule.kind)
-
-
-def _as_list(where: str, rule: FieldRule, value: Any) -> Sequence[Any]:
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, (list, tuple)):
-        raise SpecError(f"{where} must be {rule.describe()}, got {value!r}")
-    return value
-
-
-def _coerce_numbers(where: str, rule: FieldRule, items: Sequence[Any]) -> tuple[float | int, ...]:
-    """A list of numbers, checked in one vectorised pass (tables can hold a value per step)."""
-    item_rule = dataclasses.replace(rule, kind=rule.kind[:-1], high=None)
-    try:
-        array = np.asarray(items, dtype=np.float64)
-        valid = array.ndim == 1 and all(_is_number(item) for item in items)
-    except (TypeError, ValueError):
-        valid = False
-    if valid:
-        valid = bool(np.all(np.isfinite(array))) and (rule.low is None or array.min(initial=rule.low) >= rule.low)
-        if rule.kind == "integers":
-            valid = valid and bool(np.all(array == np.round(array)))
-    if not valid:  # find and name the first bad item
-        for index, item in enumerate(items):
-            _coerce_number(f"{where}[{index}]", item_rule, item)
-        raise SpecError(f"{where} must be {rule.describe()}")
-    return tuple(array.astype(int).tolist() if rule.kind == "integers" else array.tolist())
-
-
-def _coerce_number(where: str, rule: FieldRule, value: Any) -> float | int:
-    if not _is_number(value):
-        raise SpecError(f"{where}={value!r} is not {rule.describe()}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise SpecError(f"{where}={value!r} must be finite ({rule.describe()})")
-    if rule.kind == "integer":
-        if not number.is_integer():
-            raise SpecError(f"{where}={value!r} is not {rule.describe()}")
-        number = int(number)
-    too_low = rule.low is not None and (
-        number < rule.low or (number == rule.low and not rule.low_inclusive)
-    )
-    too_high = rule.high is not None and number > rule.high
-    if too_low or too_high:
-        raise SpecError(f"{where}={number_text(number)} is out of range ({rule.describe()})")
-    return number
-
-
-def _coerce_schedule(where: str, value: Any) -> Schedule:
-    if isinstance(value, Schedule):
-        return value
-    # Imported here because spec parsing builds on this module.
-    from lrlab.schedules.spec import from_spec
-
-    try:
-        return from_spec(value)
-    except SpecError as error:
-        raise SpecError(f"{where}: {error}") from None
 
 
 # --- the base class -----------------------------------------------------------------------------
@@ -253,10 +58,7 @@ class Schedule:
         dataclasses.dataclass(frozen=True, kw_only=True)(cls)
 
     def __post_init__(self) -> None:
-        for spec_field in dataclasses.fields(self):
-            rule: FieldRule = spec_field.metadata["rule"]
-            value = _coerce(self.name, spec_field.name, rule, getattr(self, spec_field.name))
-            object.__setattr__(self, spec_field.name, value)
+        check_fields(self, self.name, error=SpecError)
         self._check()
 
     def _check(self) -> None:
@@ -287,21 +89,19 @@ class Schedule:
         return spec
 
     def __str__(self) -> str:
-        from lrlab.schedules.spec import to_string
-
         return to_string(self)
 
     @classmethod
-    def parameters(cls) -> list[tuple[str, FieldRule, Any]]:
+    def parameters(cls) -> list[tuple[str, Rule, Any]]:
         """``(name, rule, default)`` for each field, required fields first (so specs read
         ``wsd(peak=..., total=..., warmup=...)``); default is `dataclasses.MISSING` if required."""
         result = []
         for spec_field in dataclasses.fields(cls):
             default = spec_field.default
-            if spec_field.default_factory is not _MISSING:
+            if spec_field.default_factory is not MISSING:
                 default = spec_field.default_factory()
-            result.append((spec_field.name, spec_field.metadata["rule"], default))
-        return sorted(result, key=lambda item: item[2] is not _MISSING)
+            result.append((spec_field.name, rule_of(spec_field), default))
+        return sorted(result, key=lambda item: item[2] is not MISSING)
 
 
 def _spec_value(value: Any) -> Any:
@@ -310,6 +110,35 @@ def _spec_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_spec_value(item) for item in value]
     return value
+
+
+def to_string(schedule: Schedule) -> str:
+    """The compact string of a schedule; fields at their default value are left out."""
+    parts = []
+    for name, _rule, default in schedule.parameters():
+        value = getattr(schedule, name)
+        if default is not MISSING and _same(value, default):
+            continue
+        parts.append(f"{name}={_value_text(value)}")
+    return f"{schedule.name}({', '.join(parts)})"
+
+
+def _same(value: Any, default: Any) -> bool:
+    if isinstance(value, tuple):
+        return isinstance(default, (list, tuple)) and list(value) == list(default)
+    return value == default
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, Schedule):
+        return to_string(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_value_text(item) for item in value) + "]"
+    if isinstance(value, str):
+        return value if value.isidentifier() else repr(value)
+    if isinstance(value, float):
+        return number_text(value)
+    return repr(value)
 
 
 # --- warmup + main phase ------------------------------------------------------------------------
@@ -330,8 +159,11 @@ class WarmupSchedule(Schedule):
     warmup: int = integer(0, help="warmup steps (the LR reaches the peak at this step)")
     warmup_shape: str = choice("linear", help="warmup curve", choices=WARMUP_SHAPES)
     warmup_start_ratio: float = real(
-        0.01, help="LR at step 0 as a fraction of the peak (exponential warmup only)",
-        low=0.0, high=1.0, low_inclusive=False,
+        0.01,
+        help="LR at step 0 as a fraction of the peak (exponential warmup only)",
+        low=0.0,
+        high=1.0,
+        low_inclusive=False,
     )
 
     def _check(self) -> None:
@@ -357,7 +189,6 @@ class WarmupSchedule(Schedule):
         raise NotImplementedError
 
 
-
 class DecaySchedule(WarmupSchedule):
     """A warmup schedule with a fixed budget of `total` steps that ends at a floor LR.
 
@@ -367,7 +198,9 @@ class DecaySchedule(WarmupSchedule):
 
     total: int = integer(help="total steps, warmup included", low=1)
     end: float | None = real(None, help="final LR (absolute)", low=0.0)
-    end_ratio: float | None = real(None, help="final LR as a fraction of the peak", low=0.0, high=1.0)
+    end_ratio: float | None = real(
+        None, help="final LR as a fraction of the peak", low=0.0, high=1.0
+    )
 
     def _check(self) -> None:
         if self.warmup >= self.total:

@@ -1,5 +1,5 @@
-"""The classic schedules: constant, linear, cosine, restarts, step, exponential, inverse square root,
-polynomial, one-cycle and two-stage.
+"""The classic schedules: constant, linear, cosine, restarts, step, exponential, inverse square
+root, polynomial, one-cycle and two-stage.
 
 In every formula ``t`` is the step from 0, ``W`` the warmup steps, ``s = t - W`` the step after
 warmup, ``T`` the total steps and ``p = s / (T - W)`` the progress of the main phase.
@@ -9,17 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrlab.schedules.base import (
-    DecaySchedule,
-    Schedule,
-    WarmupSchedule,
-    choice,
-    integer,
-    integers,
-    real,
-    register,
-)
+from lrlab.schedules.base import DecaySchedule, Schedule, WarmupSchedule, register
 from lrlab.schedules.shapes import anneal, restart_cycles
+from lrlab.settings import choice, integer, integers, real
 
 
 @register
@@ -74,16 +66,24 @@ class CosineRestarts(WarmupSchedule):
 
     Cycle ``i`` lasts ``T_i = cycle * cycle_mult^i`` steps and decays by cosine from
     ``peak * peak_decay^i`` to `end`, then the LR jumps back up:
-    ``lr = end + (peak_i - end) * (1 + cos(pi * s_i / T_i)) / 2`` with ``s_i`` the step in the cycle.
+    ``lr = end + (peak_i - end) * (1 + cos(pi * s_i / T_i)) / 2`` with ``s_i`` the step in the
+    cycle.
     """
 
     name = "cosine_restarts"
     reference = "Loshchilov & Hutter 2017, 'SGDR: Stochastic Gradient Descent with Warm Restarts'"
 
     cycle: int = integer(help="length of the first cycle in steps", low=1)
-    cycle_mult: float = real(1.0, help="each cycle is this many times longer than the last", low=1.0)
-    peak_decay: float = real(1.0, help="each cycle's peak is this fraction of the last", low=0.0,
-                             high=1.0, low_inclusive=False)
+    cycle_mult: float = real(
+        1.0, help="each cycle is this many times longer than the last", low=1.0
+    )
+    peak_decay: float = real(
+        1.0,
+        help="each cycle's peak is this fraction of the last",
+        low=0.0,
+        high=1.0,
+        low_inclusive=False,
+    )
     end: float = real(0.0, help="LR at the end of every cycle", low=0.0)
 
     def _check(self) -> None:
@@ -115,7 +115,8 @@ class Step(WarmupSchedule):
 
 @register
 class MultiStep(WarmupSchedule):
-    """Multi-step decay: ``peak * gamma^(number of milestones <= t)``; milestones are absolute steps.
+    """Multi-step decay: ``peak * gamma^(number of milestones <= t)``; milestones are absolute
+    steps.
 
     The schedule of GPT-3-era and DeepSeek LLM runs (drops at 80% and 90% of the tokens).
     """
@@ -199,8 +200,9 @@ class Polynomial(DecaySchedule):
 class OneCycle(Schedule):
     """One-cycle policy, as `torch.optim.lr_scheduler.OneCycleLR` computes it (two phases).
 
-    From ``initial = peak / div_factor`` up to `peak` by step ``pct_start * total - 1``, then down to
-    ``initial / final_div_factor`` at step ``total - 1``, each phase annealed by cosine or linearly.
+    From ``initial = peak / div_factor`` up to `peak` by step ``pct_start * total - 1``, then down
+    to ``initial / final_div_factor`` at step ``total - 1``, each phase annealed by cosine or
+    linearly.
     """
 
     name = "one_cycle"
@@ -209,8 +211,13 @@ class OneCycle(Schedule):
 
     peak: float = real(help="maximum learning rate", low=0.0, low_inclusive=False)
     total: int = integer(help="total steps", low=2)
-    pct_start: float = real(0.3, help="fraction of the steps spent increasing the LR", low=0.0,
-                            high=1.0, low_inclusive=False)
+    pct_start: float = real(
+        0.3,
+        help="fraction of the steps spent increasing the LR",
+        low=0.0,
+        high=1.0,
+        low_inclusive=False,
+    )
     div_factor: float = real(25.0, help="initial LR = peak / div_factor", low=1.0)
     final_div_factor: float = real(1e4, help="final LR = initial LR / final_div_factor", low=1.0)
     anneal_shape: str = choice("cosine", help="curve of each phase", choices=("cosine", "linear"))

@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrlab.schedules.base import (
-    Schedule,
-    integer,
-    integers,
-    real,
-    register,
-    schedule_field,
-    schedules_field,
-)
+from lrlab.schedules.base import Schedule, register
+from lrlab.schedules.spec import schedule_field, schedules_field
+from lrlab.settings import integer, integers, real
 
 
 @register
@@ -28,8 +22,9 @@ class Join(Schedule):
     reference = "optax.join_schedules"
 
     schedules: tuple[Schedule, ...] = schedules_field(help="the phases, in order")
-    boundaries: tuple[int, ...] = integers(help="absolute steps at which each next phase starts",
-                                           low=1)
+    boundaries: tuple[int, ...] = integers(
+        help="absolute steps at which each next phase starts", low=1
+    )
 
     def _check(self) -> None:
         if len(self.boundaries) != len(self.schedules) - 1:
@@ -94,5 +89,6 @@ def scale(schedule: Schedule, factor: float) -> Scale:
 
 
 def continue_from(schedule: Schedule, start: int) -> ContinueFrom:
-    """The schedule seen from step `start` on: step 0 of the result is step `start` of `schedule`."""
+    """The schedule seen from step `start` on: step 0 of the result is step `start` of
+    `schedule`."""
     return ContinueFrom(schedule=schedule, start=start)

@@ -1,4 +1,5 @@
-"""Schedules for continual pre-training: infinite, repeated cosine with re-warming, re-warm + re-decay.
+"""Schedules for continual pre-training: infinite, repeated cosine with re-warming, re-warm +
+re-decay.
 
 Continual pre-training adds data stages to a finished run. Ibrahim et al. 2024 show that re-warming
 the LR and re-decaying it on each new stage (with some replay) matches re-training from scratch, and
@@ -10,17 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrlab.schedules.base import (
-    DecaySchedule,
-    Schedule,
-    WarmupSchedule,
-    choice,
-    integer,
-    integers,
-    real,
-    register,
-)
+from lrlab.schedules.base import DecaySchedule, Schedule, WarmupSchedule, register
 from lrlab.schedules.shapes import DECAY_SHAPES, anneal, check_anneal_floor
+from lrlab.settings import choice, integer, integers, real
 
 _IBRAHIM = (
     "Ibrahim, Thérien, Gupta, Richter, Anthony, Lesort, Belilovsky & Rish 2024, 'Simple and "
@@ -59,13 +52,20 @@ class Infinite(WarmupSchedule):
     continuous = True
 
     cooldown_steps: int = integer(help="steps of the cooldown from peak to the constant LR", low=1)
-    constant_ratio: float = real(0.55, help="constant LR as a fraction of the peak", low=0.0,
-                                 high=1.0, low_inclusive=False)
-    anneal_start: int | None = integer(None, help="absolute step at which the final anneal starts "
-                                       "(omit to stay constant forever)")
+    constant_ratio: float = real(
+        0.55, help="constant LR as a fraction of the peak", low=0.0, high=1.0, low_inclusive=False
+    )
+    anneal_start: int | None = integer(
+        None, help="absolute step at which the final anneal starts (omit to stay constant forever)"
+    )
     anneal_steps: int | None = integer(None, help="steps of the final anneal", low=1)
-    min_ratio: float = real(0.1, help="LR after the anneal as a fraction of the peak", low=0.0,
-                            high=1.0, low_inclusive=False)
+    min_ratio: float = real(
+        0.1,
+        help="LR after the anneal as a fraction of the peak",
+        low=0.0,
+        high=1.0,
+        low_inclusive=False,
+    )
     cooldown_shape: str = choice("cosine", help="cooldown curve", choices=DECAY_SHAPES)
     anneal_shape: str = choice("exponential", help="final anneal curve", choices=DECAY_SHAPES)
 
@@ -79,7 +79,8 @@ class Infinite(WarmupSchedule):
             )
         if self.min_ratio > self.constant_ratio:
             raise self.fail(
-                f"min_ratio={self.min_ratio!r} must not exceed constant_ratio={self.constant_ratio!r}"
+                f"min_ratio={self.min_ratio!r} must not exceed "
+                f"constant_ratio={self.constant_ratio!r}"
             )
         super()._check()
 
@@ -89,8 +90,12 @@ class Infinite(WarmupSchedule):
         if self.anneal_start is None:
             return lr
         t = s + self.warmup
-        final = anneal((t - self.anneal_start) / self.anneal_steps, constant,
-                       self.min_ratio * self.peak, self.anneal_shape)
+        final = anneal(
+            (t - self.anneal_start) / self.anneal_steps,
+            constant,
+            self.min_ratio * self.peak,
+            self.anneal_shape,
+        )
         return np.where(t >= self.anneal_start, final, lr)
 
 
@@ -102,10 +107,10 @@ class RepeatedCosine(Schedule):
     ``W_i = warmup`` or ``round(warmup_fraction * L_i)`` and ``s = t - S_i``:
     ``lr = peak * s / W_i`` for ``s < W_i``, then
     ``floor + (peak - floor) (1 + cos(pi (s - W_i) / (L_i - W_i))) / 2`` with
-    ``floor = end_ratio * peak``. After the last cycle the LR stays at the floor. Each stage re-warms
-    from 0 as a fresh linear warmup does (the setting of Gupta et al. 2023 and Ibrahim et al. 2024,
-    who warm up over 1% of each stage and decay to 10% of the peak), so the LR jumps down to 0 at
-    every stage boundary.
+    ``floor = end_ratio * peak``. After the last cycle the LR stays at the floor. Each stage
+    re-warms from 0 as a fresh linear warmup does (the setting of Gupta et al. 2023 and Ibrahim et
+    al. 2024, who warm up over 1% of each stage and decay to 10% of the peak), so the LR jumps down
+    to 0 at every stage boundary.
     """
 
     name = "repeated_cosine"
@@ -116,12 +121,15 @@ class RepeatedCosine(Schedule):
     cycle_steps: tuple[int, ...] = integers([], help="length of each cycle (data stage)", low=1)
     cycle_length: int | None = integer(None, help="length of every cycle (with cycle_count)", low=1)
     cycle_count: int | None = integer(None, help="number of cycles (with cycle_length)", low=1)
-    warmup: int | None = integer(None, help="warmup steps in every cycle (overrides "
-                                 "warmup_fraction)")
-    warmup_fraction: float = real(0.01, help="warmup as a fraction of each cycle", low=0.0,
-                                  high=1.0)
-    end_ratio: float = real(0.1, help="LR at the end of every cycle as a fraction of the peak",
-                            low=0.0, high=1.0)
+    warmup: int | None = integer(
+        None, help="warmup steps in every cycle (overrides warmup_fraction)"
+    )
+    warmup_fraction: float = real(
+        0.01, help="warmup as a fraction of each cycle", low=0.0, high=1.0
+    )
+    end_ratio: float = real(
+        0.1, help="LR at the end of every cycle as a fraction of the peak", low=0.0, high=1.0
+    )
 
     def _check(self) -> None:
         by_list = bool(self.cycle_steps)
@@ -180,8 +188,10 @@ class RewarmRedecay(DecaySchedule):
 
     def _check(self) -> None:
         if self.warmup_shape == "exponential":
-            raise self.fail("warmup_shape=exponential is not supported: the re-warming starts at "
-                            "`start` (use linear or cosine)")
+            raise self.fail(
+                "warmup_shape=exponential is not supported: the re-warming starts at "
+                "`start` (use linear or cosine)"
+            )
         if self.start > self.peak:
             raise self.fail(f"start={self.start!r} must not exceed peak={self.peak!r}")
         check_anneal_floor(self, self.decay, self.floor, "end or end_ratio")

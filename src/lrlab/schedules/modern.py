@@ -1,7 +1,7 @@
 """Recent schedules: Power scheduler, REX, damped cosine, UBA.
 
-``t`` is the step from 0, ``W`` the warmup steps, ``T`` the total steps and ``p = (t - W) / (T - W)``
-the progress of the main phase.
+``t`` is the step from 0, ``W`` the warmup steps, ``T`` the total steps and
+``p = (t - W) / (T - W)`` the progress of the main phase.
 """
 
 from __future__ import annotations
@@ -10,16 +10,9 @@ import math
 
 import numpy as np
 
-from lrlab.schedules.base import (
-    DecaySchedule,
-    Schedule,
-    WarmupSchedule,
-    choice,
-    integer,
-    real,
-    register,
-)
+from lrlab.schedules.base import DecaySchedule, Schedule, WarmupSchedule, register
 from lrlab.schedules.shapes import restart_cycles
+from lrlab.settings import choice, integer, real
 
 
 @register
@@ -36,10 +29,10 @@ class Power(Schedule):
 
     The paper decays exponentially; the exact curve here is that of IBM's dolomite-engine
     ``ExponentialScheduler`` (the training code of the paper's PowerLM models),
-    ``f(q) = (e^(1 - q) - 1) / (e - 1)``, which goes from 1 to 0 with time constant ``D``; ``linear``
-    is ``f(q) = 1 - q``. Without `total` there is no decay: the schedule needs no step budget, which
-    is the point of the paper. Defaults ``a = 4``, ``b = -0.51``, ``lr_max = 0.02`` (the paper's
-    fitted values with muP).
+    ``f(q) = (e^(1 - q) - 1) / (e - 1)``, which goes from 1 to 0 with time constant ``D``;
+    ``linear`` is ``f(q) = 1 - q``. Without `total` there is no decay: the schedule needs no step
+    budget, which is the point of the paper. Defaults ``a = 4``, ``b = -0.51``, ``lr_max = 0.02``
+    (the paper's fitted values with muP).
     """
 
     name = "power"
@@ -120,7 +113,8 @@ class Rex(DecaySchedule):
 
 @register
 class DampedCosine(WarmupSchedule):
-    """Damped cosine: cosine decay with warm restarts whose amplitude shrinks by `damping` per cycle.
+    """Damped cosine: cosine decay with warm restarts whose amplitude shrinks by `damping` per
+    cycle.
 
     No paper defines a "damped cosine" LR schedule; the best-documented form is TensorFlow/Keras
     ``CosineDecayRestarts`` (SGDR with ``t_mul``, ``m_mul``, ``alpha``). Cycle ``i`` lasts
@@ -152,7 +146,8 @@ class DampedCosine(WarmupSchedule):
 
 @register
 class UBA(DecaySchedule):
-    """UBA, the Unified Budget-Aware schedule (Tang, Dong, Zeng, Zhou & Lin 2025), one parameter phi.
+    """UBA, the Unified Budget-Aware schedule (Tang, Dong, Zeng, Zhou & Lin 2025), one parameter
+    phi.
 
     With ``c = 1 + cos(pi p)``: ``lr = floor + (peak - floor) * 2c / (2 phi + (2 - phi) c)``.
     The paper's text could not be retrieved (only its abstract); this form is the one a public
@@ -165,16 +160,17 @@ class UBA(DecaySchedule):
     name = "uba"
     reference = (
         "Tang, Dong, Zeng, Zhou & Lin 2025, 'Stepsize anything: A unified learning rate schedule "
-        "for budgeted-iteration training', NeurIPS 2025 (arXiv:2505.24452); formula from a third-party implementation"
+        "for budgeted-iteration training', NeurIPS 2025 (arXiv:2505.24452); formula from a "
+        "third-party implementation"
     )
     non_increasing = True
     continuous = True
 
-    phi: float = real(help="the single UBA hyper-parameter (phi = 2 gives cosine)", low=0.0,
-                      low_inclusive=False)
+    phi: float = real(
+        help="the single UBA hyper-parameter (phi = 2 gives cosine)", low=0.0, low_inclusive=False
+    )
 
     def _main(self, s: np.ndarray) -> np.ndarray:
         c = 1.0 + np.cos(np.pi * np.clip(s / self.decay_steps, 0.0, 1.0))
         shape = 2.0 * c / (2.0 * self.phi + (2.0 - self.phi) * c)
         return self.floor + (self.peak - self.floor) * shape
-

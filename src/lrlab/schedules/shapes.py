@@ -24,9 +24,7 @@ if TYPE_CHECKING:
 DECAY_SHAPES = ("linear", "cosine", "exponential", "1-sqrt")
 
 
-def anneal(
-    progress: np.ndarray, start: float | np.ndarray, end: float, shape: str
-) -> np.ndarray:
+def anneal(progress: np.ndarray, start: float | np.ndarray, end: float, shape: str) -> np.ndarray:
     """LR along a decay of the given shape; `progress` is clipped to [0, 1]."""
     p = np.clip(progress, 0.0, 1.0)
     if shape == "linear":

@@ -1,27 +1,33 @@
-"""Schedule specs: JSON/YAML dicts and compact command-line strings, both ways.
+"""Reading schedule specs: JSON/YAML dicts, spec files and compact command-line strings.
 
-A spec dict is ``{"name": "wsd", "peak": 3e-4, ...}``; nested schedules are nested dicts. The compact
-string is a call, ``wsd(peak=3e-4, total=24000, warmup=2160, cooldown_fraction=0.2, decay=linear)``,
-with keyword arguments only: numbers, bare or quoted names, lists ``[...]`` and nested calls. It is
-read with Python's `ast` parser and turned into plain data, never evaluated.
+A spec dict is ``{"name": "wsd", "peak": 3e-4, ...}``; nested schedules are nested dicts. The
+compact string is a call,
+``wsd(peak=3e-4, total=24000, warmup=2160, cooldown_fraction=0.2, decay=linear)``, with keyword
+arguments only: numbers, bare or quoted names, lists ``[...]`` and nested calls. It is read with
+Python's `ast` parser and turned into plain data, never evaluated. Writing them is the schedule's
+own job (`Schedule.to_spec`, `str(schedule)`); `save_spec` writes a spec file.
+
+`schedule_field` and `schedules_field` declare settings that hold nested schedules (`join`,
+`scale`, ...): they are built from specs, so they live here rather than in `lrlab.settings`.
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import difflib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from lrlab.atomic import atomic_write_text
 from lrlab.errors import LrlabError, SpecError
 from lrlab.mapping_file import read_mapping
-from lrlab.schedules.base import REGISTRY, Schedule, number_text
+from lrlab.schedules.base import REGISTRY, Schedule
+from lrlab.settings import custom, from_mapping
 
 _SPEC_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -42,19 +48,33 @@ def from_spec(spec: Schedule | dict[str, Any] | str) -> Schedule:
         close = difflib.get_close_matches(str(name), REGISTRY, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise SpecError(f"unknown schedule {name!r}{hint} (see `lrlab schedules`)")
-    fields = {field.name: field for field in dataclasses.fields(cls)}
     values = {key: value for key, value in spec.items() if key != "name"}
-    for key in values:
-        if key not in fields:
-            raise SpecError(f"{name}: unknown field {key!r} (fields: {', '.join(fields)})")
-    for field_name, field in fields.items():
-        no_default = (
-            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        )
-        if no_default and field_name not in values:
-            rule = field.metadata["rule"]
-            raise SpecError(f"{name}: {field_name} is required ({rule.describe()}: {rule.help})")
-    return cls(**values)
+    return from_mapping(cls, values, name, error=SpecError)
+
+
+def schedule_field(*, help: str) -> Any:
+    """A settings field holding a nested schedule (a `Schedule`, a spec dict or a string)."""
+    return custom(help=help, noun="a schedule", convert=_nested)
+
+
+def schedules_field(*, help: str) -> Any:
+    """A settings field holding a list of nested schedules, stored as a tuple."""
+    return custom(help=help, noun="a list of schedules", convert=_nested_list)
+
+
+def _nested(where: str, value: Any) -> Schedule:
+    try:
+        return from_spec(value)
+    except SpecError as error:
+        raise SpecError(f"{where}: {error}") from None
+
+
+def _nested_list(where: str, value: Any) -> tuple[Schedule, ...]:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise SpecError(f"{where} must be a list of schedules, got {value!r}")
+    return tuple(_nested(f"{where}[{i}]", item) for i, item in enumerate(value))
 
 
 def parse(text: str) -> Schedule:
@@ -108,35 +128,6 @@ def _to_data(node: ast.AST, source: str) -> Any:
         return re.sub(r"\s+", "", ast.get_source_segment(source, node) or "")
     segment = ast.get_source_segment(source, node)
     raise SpecError(f"cannot read {segment!r} in schedule spec (column {node.col_offset})")
-
-
-def to_string(schedule: Schedule) -> str:
-    """The compact string of a schedule; fields at their default value are left out."""
-    parts = []
-    for name, _rule, default in schedule.parameters():
-        value = getattr(schedule, name)
-        if default is not dataclasses.MISSING and _same(value, default):
-            continue
-        parts.append(f"{name}={_value_text(value)}")
-    return f"{schedule.name}({', '.join(parts)})"
-
-
-def _same(value: Any, default: Any) -> bool:
-    if isinstance(value, tuple):
-        return isinstance(default, (list, tuple)) and list(value) == list(default)
-    return value == default
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, Schedule):
-        return to_string(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_value_text(item) for item in value) + "]"
-    if isinstance(value, str):
-        return value if value.isidentifier() else repr(value)
-    if isinstance(value, float):
-        return number_text(value)
-    return repr(value)
 
 
 def load_spec(path: str | Path) -> Schedule:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrlab.schedules.base import Schedule, points, reals, register
+from lrlab.schedules.base import Schedule, register
+from lrlab.settings import points, reals
 
 
 @register

@@ -11,16 +11,9 @@ import math
 
 import numpy as np
 
-from lrlab.schedules.base import (
-    DecaySchedule,
-    WarmupSchedule,
-    choice,
-    integer,
-    integers,
-    real,
-    register,
-)
+from lrlab.schedules.base import DecaySchedule, WarmupSchedule, register
 from lrlab.schedules.shapes import DECAY_SHAPES, anneal, check_anneal_floor
+from lrlab.settings import choice, integer, integers, real
 
 
 @register
@@ -42,7 +35,10 @@ class WSD(DecaySchedule):
     continuous = True
 
     cooldown_fraction: float | None = real(
-        None, help="decay length as a fraction of total steps", low=0.0, high=1.0,
+        None,
+        help="decay length as a fraction of total steps",
+        low=0.0,
+        high=1.0,
         low_inclusive=False,
     )
     cooldown_steps: int | None = integer(None, help="decay length in steps", low=1)
@@ -113,12 +109,12 @@ class WSDS(WarmupSchedule):
     """WSD-S: one main run that delivers a decayed model at each of several `checkpoints`.
 
     Between consecutive checkpoints ``c_{i-1} < c_i`` the LR stays at `peak`, then anneals to `end`
-    over the last ``D_i = cooldown_fraction * (c_i - c_{i-1})`` steps (rounded, at least 1) before ``c_i``. The
-    main run then resumes *from the decayed checkpoint* with the LR back at `peak` (no re-warmup),
-    instead of from the undecayed one as in WSD branching. After the last checkpoint the LR stays
-    at `end`. The paper describes this procedure rather than one decay curve; two public
-    implementations decay inverse-proportionally, ``1 / (q / end + (1 - q) / peak)``, which lrlab
-    does not offer; here the decay is any of the `anneal` shapes (linear by default).
+    over the last ``D_i = cooldown_fraction * (c_i - c_{i-1})`` steps (rounded, at least 1) before
+    ``c_i``. The main run then resumes *from the decayed checkpoint* with the LR back at `peak` (no
+    re-warmup), instead of from the undecayed one as in WSD branching. After the last checkpoint
+    the LR stays at `end`. The paper describes this procedure rather than one decay curve; two
+    public implementations decay inverse-proportionally, ``1 / (q / end + (1 - q) / peak)``, which
+    lrlab does not offer; here the decay is any of the `anneal` shapes (linear by default).
     """
 
     name = "wsd_s"
@@ -127,10 +123,16 @@ class WSDS(WarmupSchedule):
         "Landscape Perspective' (arXiv:2410.05192)"
     )
 
-    checkpoints: tuple[int, ...] = integers(help="steps at which a decayed model is delivered",
-                                            low=1)
-    cooldown_fraction: float = real(0.1, help="decay length as a fraction of each segment",
-                                    low=0.0, high=1.0, low_inclusive=False)
+    checkpoints: tuple[int, ...] = integers(
+        help="steps at which a decayed model is delivered", low=1
+    )
+    cooldown_fraction: float = real(
+        0.1,
+        help="decay length as a fraction of each segment",
+        low=0.0,
+        high=1.0,
+        low_inclusive=False,
+    )
     end: float = real(0.0, help="LR at the end of each decay", low=0.0)
     decay: str = choice("linear", help="shape of each decay", choices=DECAY_SHAPES)
 

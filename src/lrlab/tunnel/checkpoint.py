@@ -30,8 +30,9 @@ def checkpoint_path(folder: Path, step: int) -> Path:
     return folder / f"step_{step:08d}.pt"
 
 
-def save(folder: Path, step: int, state: dict[str, Any], *, keep_last: int,
-         keep_steps: list[int]) -> Path:
+def save(
+    folder: Path, step: int, state: dict[str, Any], *, keep_last: int, keep_steps: list[int]
+) -> Path:
     """Write the checkpoint of `step` atomically, then delete periodic ones beyond the last
     `keep_last` (checkpoints of `keep_steps` are never deleted)."""
     path = checkpoint_path(folder, step)
@@ -72,16 +73,21 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     except pickle.UnpicklingError as error:
         # weights_only refuses any global it does not know: say so, without the long advice.
         reason = str(error).strip().splitlines()[0][:200]
-        raise LrlabError(f"{path}: refused to load, the file holds Python objects beyond plain "
-                         f"data ({reason})") from None
+        raise LrlabError(
+            f"{path}: refused to load, the file holds Python objects beyond plain data ({reason})"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else \
-            type(error).__name__
-        raise LrlabError(f"{path}: not a readable checkpoint, truncated or corrupt "
-                         f"({reason})") from None
+        reason = (
+            str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        )
+        raise LrlabError(
+            f"{path}: not a readable checkpoint, truncated or corrupt ({reason})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise LrlabError(f"{path}: not an lrlab tunnel checkpoint")
     if payload.get("version") != VERSION:
-        raise LrlabError(f"{path}: checkpoint version {payload.get('version')!r}, this lrlab "
-                         f"reads version {VERSION}")
+        raise LrlabError(
+            f"{path}: checkpoint version {payload.get('version')!r}, this lrlab "
+            f"reads version {VERSION}"
+        )
     return payload

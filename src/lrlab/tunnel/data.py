@@ -67,14 +67,17 @@ def corpus_label(spec: str) -> str:
 def _stdlib_files() -> tuple[Path, list[Path]]:
     root = Path(sysconfig.get_paths()["stdlib"])
     skip = {"site-packages", "dist-packages"}
-    files = [path for path in root.rglob("*.py")
-             if not skip.intersection(path.relative_to(root).parts)]
+    files = [
+        path for path in root.rglob("*.py") if not skip.intersection(path.relative_to(root).parts)
+    ]
     return root, sorted(files, key=lambda path: path.relative_to(root).as_posix())
 
 
 def _folder_files(root: Path, pattern: str) -> list[Path]:
-    return sorted((path for path in root.glob(pattern) if path.is_file()),
-                  key=lambda path: path.relative_to(root).as_posix())
+    return sorted(
+        (path for path in root.glob(pattern) if path.is_file()),
+        key=lambda path: path.relative_to(root).as_posix(),
+    )
 
 
 def _english_topics() -> list[bytes]:
@@ -94,12 +97,14 @@ def _english_topics() -> list[bytes]:
 
 def _identity(spec: str, config: DataConfig) -> dict[str, Any]:
     """What the corpus's content depends on: file names, sizes and times, or the dataset."""
+
     def listing(root: Path, files: list[Path]) -> str:
         digest = hashlib.sha256()
         for path in files:
             stat = path.stat()
-            digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-                          .encode())
+            digest.update(
+                f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
         return digest.hexdigest()
 
     if spec == "stdlib":
@@ -107,19 +112,26 @@ def _identity(spec: str, config: DataConfig) -> dict[str, Any]:
         return {"stdlib": str(root), "python": sys.version, "files": listing(root, files)}
     if spec == "english":
         path = Path(sysconfig.get_paths()["stdlib"]) / "pydoc_data" / "topics.py"
-        return {"english": str(path), "python": sys.version, "files": listing(path.parent,
-                                                                              [path])}
+        return {"english": str(path), "python": sys.version, "files": listing(path.parent, [path])}
     if spec.startswith("hf:"):
-        return {"hf": spec[3:], "config": config.hf_config, "split": config.hf_split,
-                "field": config.hf_text_field}
+        return {
+            "hf": spec[3:],
+            "config": config.hf_config,
+            "split": config.hf_split,
+            "field": config.hf_text_field,
+        }
     path = Path(spec).resolve()
     if path.is_file():
         return {"file": str(path), "files": listing(path.parent, [path])}
     if path.is_dir():
-        return {"folder": str(path), "glob": config.glob,
-                "files": listing(path, _folder_files(path, config.glob))}
-    raise LrlabError(f"data: corpus {spec!r} is not stdlib, english, hf:NAME, or an existing "
-                     "file or folder")
+        return {
+            "folder": str(path),
+            "glob": config.glob,
+            "files": listing(path, _folder_files(path, config.glob)),
+        }
+    raise LrlabError(
+        f"data: corpus {spec!r} is not stdlib, english, hf:NAME, or an existing file or folder"
+    )
 
 
 def documents(spec: str, config: DataConfig) -> Iterator[bytes]:
@@ -157,14 +169,17 @@ def _hf_documents(name: str, config: DataConfig) -> Iterator[bytes]:
     try:
         import datasets
     except ImportError:
-        raise LrlabError(f"data: corpus hf:{name} needs the 'datasets' package "
-                         "(pip install datasets)") from None
+        raise LrlabError(
+            f"data: corpus hf:{name} needs the 'datasets' package (pip install datasets)"
+        ) from None
     stream = datasets.load_dataset(name, config.hf_config, split=config.hf_split, streaming=True)
     for row in stream:
         text = row.get(config.hf_text_field)
         if not isinstance(text, str):
-            raise LrlabError(f"data: hf:{name} has no text column {config.hf_text_field!r} "
-                             "(set data.hf_text_field)")
+            raise LrlabError(
+                f"data: hf:{name} has no text column {config.hf_text_field!r} "
+                "(set data.hf_text_field)"
+            )
         yield text.encode("utf-8")
 
 
@@ -216,7 +231,9 @@ class BPETokenizer:
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=[EOT_TEXT], show_progress=False,
+            vocab_size=vocab_size,
+            special_tokens=[EOT_TEXT],
+            show_progress=False,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         )
         texts = (doc.decode("utf-8", errors="replace") for doc in docs)
@@ -241,8 +258,9 @@ def _import_tokenizers() -> Any:
     try:
         import tokenizers
     except ImportError:
-        raise LrlabError("data.tokenizer=bpe needs the 'tokenizers' package "
-                         "(pip install tokenizers)") from None
+        raise LrlabError(
+            "data.tokenizer=bpe needs the 'tokenizers' package (pip install tokenizers)"
+        ) from None
     return tokenizers
 
 
@@ -266,8 +284,13 @@ def build_tokenizer(config: DataConfig) -> Tokenizer:
         return ByteTokenizer()
     if config.tokenizer_file:
         return BPETokenizer.from_file(config.tokenizer_file)
-    key = _key(CACHE_VERSION, "bpe", _identity(config.corpus, config), config.max_bytes,
-               config.bpe_vocab_size)
+    key = _key(
+        CACHE_VERSION,
+        "bpe",
+        _identity(config.corpus, config),
+        config.max_bytes,
+        config.bpe_vocab_size,
+    )
     path = cache_root(config) / f"bpe-{key}.json"
     if path.is_file():
         return BPETokenizer.from_file(path)
@@ -301,8 +324,13 @@ def split_blocks(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, n
 
 def load_split(spec: str, config: DataConfig, tokenizer: Tokenizer, seq_len: int) -> Split:
     """Tokenise a corpus once into the cache, then memory-map its two parts."""
-    key = _key(CACHE_VERSION, _identity(spec, config), config.max_bytes, config.val_fraction,
-               tokenizer.identity)
+    key = _key(
+        CACHE_VERSION,
+        _identity(spec, config),
+        config.max_bytes,
+        config.val_fraction,
+        tokenizer.identity,
+    )
     folder = cache_root(config) / f"{corpus_label(spec)}-{key}"
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
@@ -310,8 +338,13 @@ def load_split(spec: str, config: DataConfig, tokenizer: Tokenizer, seq_len: int
         train, val = split_blocks(tokens, config.val_fraction)
         atomic_write_bytes(folder / "train.bin", train.tobytes())
         atomic_write_bytes(folder / "val.bin", val.tobytes())
-        meta = {"corpus": spec, "tokenizer": tokenizer.identity, "dtype": np.dtype(
-            tokenizer.dtype).name, "train_tokens": int(train.size), "val_tokens": int(val.size)}
+        meta = {
+            "corpus": spec,
+            "tokenizer": tokenizer.identity,
+            "dtype": np.dtype(tokenizer.dtype).name,
+            "train_tokens": int(train.size),
+            "val_tokens": int(val.size),
+        }
         # meta.json is written last: its presence means both arrays are complete.
         atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -323,8 +356,9 @@ def load_split(spec: str, config: DataConfig, tokenizer: Tokenizer, seq_len: int
                 f"data: corpus {spec!r} has {count} {part} tokens, fewer than train.seq_len + 1 = "
                 f"{seq_len + 1}; use a larger corpus or data.max_bytes"
             )
-        arrays[part] = np.memmap(folder / f"{part}.bin", dtype=meta["dtype"], mode="r",
-                                 shape=(count,))
+        arrays[part] = np.memmap(
+            folder / f"{part}.bin", dtype=meta["dtype"], mode="r", shape=(count,)
+        )
     return Split(corpus_label(spec), arrays["train"], arrays["val"])
 
 
@@ -340,11 +374,23 @@ class Batches:
     is exactly ``f`` over any run of micro-batches (up to one sequence).
     """
 
-    def __init__(self, main: np.ndarray, replay: np.ndarray | None, replay_fraction: float,
-                 batch_size: int, seq_len: int, grad_accum: int, seed: int) -> None:
+    def __init__(
+        self,
+        main: np.ndarray,
+        replay: np.ndarray | None,
+        replay_fraction: float,
+        batch_size: int,
+        seq_len: int,
+        grad_accum: int,
+        seed: int,
+    ) -> None:
         self.main, self.replay, self.fraction = main, replay, replay_fraction
         self.batch_size, self.seq_len, self.grad_accum, self.seed = (
-            batch_size, seq_len, grad_accum, seed)
+            batch_size,
+            seq_len,
+            grad_accum,
+            seed,
+        )
 
     def replay_rows(self, step: int, micro: int) -> int:
         """How many rows of this micro-batch come from the replay corpus."""
@@ -366,21 +412,21 @@ class Batches:
         return tokens[:, :-1], tokens[:, 1:]
 
 
-def _windows(tokens: np.ndarray, rng: np.random.Generator, count: int, seq_len: int
-             ) -> np.ndarray:
+def _windows(tokens: np.ndarray, rng: np.random.Generator, count: int, seq_len: int) -> np.ndarray:
     starts = rng.integers(0, tokens.size - seq_len, size=count)
     if count == 0:
         return np.empty((0, seq_len + 1), dtype=tokens.dtype)
-    return np.stack([tokens[start: start + seq_len + 1] for start in starts])
+    return np.stack([tokens[start : start + seq_len + 1] for start in starts])
 
 
-def eval_batches(val: np.ndarray, batch_size: int, seq_len: int, count: int
-                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def eval_batches(
+    val: np.ndarray, batch_size: int, seq_len: int, count: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Fixed validation batches: up to ``count * batch_size`` non-overlapping windows spread
     evenly over the held-out tokens (fewer when the split is small)."""
     available = val.size // (seq_len + 1)
     wanted = min(count * batch_size, available)
     picks = np.unique(np.linspace(0, available - 1, wanted).round().astype(np.int64))
-    rows = np.stack([val[i * (seq_len + 1): (i + 1) * (seq_len + 1)] for i in picks])
+    rows = np.stack([val[i * (seq_len + 1) : (i + 1) * (seq_len + 1)] for i in picks])
     tokens = torch.from_numpy(rows.astype(np.int64))
     return [(chunk[:, :-1], chunk[:, 1:]) for chunk in tokens.split(batch_size)]

@@ -92,8 +92,9 @@ class Attention(nn.Module):
         mup = config.mup_base_width is not None
         self.scale = 1.0 / self.head_dim if mup else 1.0 / math.sqrt(self.head_dim)
 
-    def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _qkv(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, time, _ = x.shape
         q, k, v = self.qkv(x).view(batch, time, 3, self.n_heads, self.head_dim).unbind(2)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -155,8 +156,9 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(vocab_size, config.d_model)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.d_model, config.norm_eps)
-        self.head = None if config.tied_embeddings else nn.Linear(config.d_model, vocab_size,
-                                                                   bias=False)
+        self.head = (
+            None if config.tied_embeddings else nn.Linear(config.d_model, vocab_size, bias=False)
+        )
         base = config.mup_base_width
         self.width_mult = config.d_model / base if base is not None else 1.0
         cos, sin = rotary_tables(max_seq_len, config.d_model // config.n_heads, config.rope_base)
@@ -200,8 +202,9 @@ class Transformer(nn.Module):
         # muP readout multiplier: logits stay O(1) as the width grows.
         return out / self.width_mult if self.width_mult != 1.0 else out
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(cross_entropy, objective)``; the objective adds the z-loss when it is enabled."""
         logits = self.logits(idx).float()
         flat = logits.view(-1, logits.shape[-1])

@@ -25,7 +25,12 @@ def parameter_groups(model: Transformer, config: OptimConfig) -> list[dict[str, 
     norms = {p for m in model.modules() if isinstance(m, RMSNorm) for p in m.parameters()}
     embedding = model.embed.weight
     roles: dict[str, list[torch.nn.Parameter]] = {
-        "matrices": [], "hidden": [], "norms": [], "biases": [], "embedding": []}
+        "matrices": [],
+        "hidden": [],
+        "norms": [],
+        "biases": [],
+        "embedding": [],
+    }
     for name, param in model.named_parameters():
         if param is embedding:
             roles["embedding"].append(param)
@@ -50,19 +55,24 @@ def parameter_groups(model: Transformer, config: OptimConfig) -> list[dict[str, 
 
 
 def _weight_decay(role: str, config: OptimConfig) -> float:
-    flags = {"norms": config.decay_norms, "biases": config.decay_biases,
-             "embedding": config.decay_embeddings}
+    flags = {
+        "norms": config.decay_norms,
+        "biases": config.decay_biases,
+        "embedding": config.decay_embeddings,
+    }
     return config.weight_decay if flags.get(role, True) else 0.0
 
 
-def build_optimizer(model: Transformer, config: OptimConfig, device: torch.device
-                    ) -> torch.optim.AdamW:
+def build_optimizer(
+    model: Transformer, config: OptimConfig, device: torch.device
+) -> torch.optim.AdamW:
     """AdamW over `parameter_groups`: the fused kernel on GPU, PyTorch's default on CPU (there
     the multi-tensor variant measured twice as slow)."""
     groups = parameter_groups(model, config)
     fused = True if device.type == "cuda" else None
-    return torch.optim.AdamW(groups, lr=0.0, betas=(config.beta1, config.beta2), eps=config.eps,
-                             fused=fused)
+    return torch.optim.AdamW(
+        groups, lr=0.0, betas=(config.beta1, config.beta2), eps=config.eps, fused=fused
+    )
 
 
 def reapply_hyperparameters(optimizer: torch.optim.Optimizer, config: OptimConfig) -> None:

@@ -25,9 +25,16 @@ TRAIN_COLUMNS = ["step", "lr", "loss", "grad_norm", "update_norm", "param_norm",
 def eval_columns(labels: list[str], n_layers: int) -> list[str]:
     """``step,lr,loss`` (validation loss on the main corpus), then the per-corpus losses and the
     instability signals."""
-    return ["step", "lr", "loss", *(f"val_loss_{label}" for label in labels),
-            *(f"max_attn_logit_l{i}" for i in range(n_layers)), "logit_mean", "logit_max",
-            "log_z"]
+    return [
+        "step",
+        "lr",
+        "loss",
+        *(f"val_loss_{label}" for label in labels),
+        *(f"max_attn_logit_l{i}" for i in range(n_layers)),
+        "logit_mean",
+        "logit_max",
+        "log_z",
+    ]
 
 
 def _text(value: Any) -> str:
@@ -63,8 +70,9 @@ class CsvLog:
         if not parsed:
             return []
         if parsed[0] != columns:
-            raise LrlabError(f"{path}: columns {','.join(parsed[0])} differ from this run's "
-                             f"{','.join(columns)}")
+            raise LrlabError(
+                f"{path}: columns {','.join(parsed[0])} differ from this run's {','.join(columns)}"
+            )
         return [row for row in parsed[1:] if len(row) == len(columns) and int(row[0]) < before]
 
     def write(self, row: list[Any]) -> None:
@@ -110,8 +118,10 @@ class Progress:
         width = 24
         filled = int(width * done / self.total)
         bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{self.total} loss {loss:.4f} "
-                          f"{tokens_per_s / 1000:.1f}k tok/s ETA {_duration(eta)}   ")
+        self.stream.write(
+            f"\r[{bar}] {done}/{self.total} loss {loss:.4f} "
+            f"{tokens_per_s / 1000:.1f}k tok/s ETA {_duration(eta)}   "
+        )
         self.stream.flush()
 
     def close(self) -> None:
@@ -136,8 +146,9 @@ class TensorBoard:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise LrlabError("train.tensorboard=true needs the 'tensorboard' package "
-                             "(pip install tensorboard)") from None
+            raise LrlabError(
+                "train.tensorboard=true needs the 'tensorboard' package (pip install tensorboard)"
+            ) from None
         # purge_step drops events a killed run wrote after its checkpoint.
         self.writer = SummaryWriter(str(folder), purge_step=start or None)
 

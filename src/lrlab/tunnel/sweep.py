@@ -35,9 +35,21 @@ from lrlab.schedules import from_spec
 from lrlab.tunnel.config import config_from_dict
 
 DONE = ("finished", "diverged")
-RESULT_COLUMNS = ["name", "schedule", "peak_lr", "seed", "width", "status", "steps_done",
-                  "final_val_loss", "best_val_loss", "final_train_loss", "initial_val_loss",
-                  "elapsed_s", "error"]
+RESULT_COLUMNS = [
+    "name",
+    "schedule",
+    "peak_lr",
+    "seed",
+    "width",
+    "status",
+    "steps_done",
+    "final_val_loss",
+    "best_val_loss",
+    "final_train_loss",
+    "initial_val_loss",
+    "elapsed_s",
+    "error",
+]
 
 
 @dataclasses.dataclass
@@ -62,14 +74,19 @@ class Sweep:
                     for width in self.widths:
                         spec = {**schedule, "peak": peak}
                         data = json.loads(json.dumps(self.base))
-                        data.setdefault("train", {}).update(schedule=spec, seed=seed,
-                                                            progress="off")
+                        data.setdefault("train", {}).update(
+                            schedule=spec, seed=seed, progress="off"
+                        )
                         if width is not None:
                             data.setdefault("model", {})["d_model"] = width
                         width_tag = "" if width is None else f"_d{width}"
                         name = f"{index}-{schedule['name']}_lr{peak:.3g}_seed{seed}{width_tag}"
-                        point = {"schedule": f"{index}:{schedule['name']}", "peak_lr": peak,
-                                 "seed": seed, "width": width}
+                        point = {
+                            "schedule": f"{index}:{schedule['name']}",
+                            "peak_lr": peak,
+                            "seed": seed,
+                            "width": width,
+                        }
                         runs.append((re.sub(r"[^A-Za-z0-9_.+-]", "_", name), data, point))
         return runs
 
@@ -103,14 +120,23 @@ def load_sweep(path: str | Path) -> Sweep:
         except SpecError as error:
             raise LrlabError(f"{source}: grid.schedules[{i}]: {error}") from None
         if "peak" not in schedule:
-            raise LrlabError(f"{source}: grid.schedules[{i}]: schedule {schedule['name']!r} has "
-                             "no 'peak' field to sweep")
+            raise LrlabError(
+                f"{source}: grid.schedules[{i}]: schedule {schedule['name']!r} has "
+                "no 'peak' field to sweep"
+            )
         schedules.append(schedule)
     seeds = _list(source, grid, "seeds") or [base.get("train", {}).get("seed", 0)]
     widths = _list(source, grid, "widths") or [None]
-    sweep = Sweep(base, [float(lr) for lr in peak_lrs], schedules, seeds, widths,
-                  _count(source, data, "workers"), _count(source, data, "threads_per_worker"),
-                  data.get("out"))
+    sweep = Sweep(
+        base,
+        [float(lr) for lr in peak_lrs],
+        schedules,
+        seeds,
+        widths,
+        _count(source, data, "workers"),
+        _count(source, data, "threads_per_worker"),
+        data.get("out"),
+    )
     for name, run_data, _point in sweep.runs():
         config_from_dict(run_data, f"{source} (run {name})")
     return sweep
@@ -163,17 +189,23 @@ def _run_one(job: tuple[str, dict[str, Any], str]) -> dict[str, Any]:
         return {"name": name, "status": "failed", "error": f"{type(error).__name__}: {error}"}
 
 
-def run_sweep(sweep: Sweep, out: str | Path, *, log: Callable[[str], None] = print
-              ) -> dict[str, Any]:
+def run_sweep(
+    sweep: Sweep, out: str | Path, *, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Train every run not yet finished, then write and return the results."""
     out = Path(out)
     runs = sweep.runs()
     folders = {name: out / "runs" / name for name, _, _ in runs}
     errors: dict[str, str] = {}
-    pending = [(name, data, str(folders[name])) for name, data, _ in runs
-               if _status(folders[name]) not in DONE]
-    log(f"sweep {out}: {len(runs)} runs, {len(runs) - len(pending)} already done, "
-        f"{len(pending)} to train with {sweep.workers} worker(s)")
+    pending = [
+        (name, data, str(folders[name]))
+        for name, data, _ in runs
+        if _status(folders[name]) not in DONE
+    ]
+    log(
+        f"sweep {out}: {len(runs)} runs, {len(runs) - len(pending)} already done, "
+        f"{len(pending)} to train with {sweep.workers} worker(s)"
+    )
     prepared: set[str] = set()
     for _name, data, _folder in pending:
         key = json.dumps(data.get("data", {}), sort_keys=True)
@@ -186,9 +218,13 @@ def run_sweep(sweep: Sweep, out: str | Path, *, log: Callable[[str], None] = pri
             outcomes: Iterator[dict[str, Any]] = map(_run_one, pending)
         else:
             context = multiprocessing.get_context("spawn")
-            pool = stack.enter_context(context.Pool(
-                min(sweep.workers, len(pending)), initializer=_init_worker,
-                initargs=(sweep.threads_per_worker,)))
+            pool = stack.enter_context(
+                context.Pool(
+                    min(sweep.workers, len(pending)),
+                    initializer=_init_worker,
+                    initargs=(sweep.threads_per_worker,),
+                )
+            )
             outcomes = pool.imap_unordered(_run_one, pending)
         for outcome in outcomes:
             log(f"  {outcome['name']}: {outcome['status']}")
@@ -206,20 +242,35 @@ def _status(folder: Path) -> str:
     return read_mapping(path, "run record").get("status", "") if path.is_file() else "pending"
 
 
-def _results(runs: list[tuple[str, dict[str, Any], dict[str, Any]]],
-             folders: dict[str, Path], errors: dict[str, str]) -> dict[str, Any]:
+def _results(
+    runs: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    folders: dict[str, Path],
+    errors: dict[str, str],
+) -> dict[str, Any]:
     rows = []
     for name, _data, point in runs:
         path = folders[name] / "record.json"
         record = read_mapping(path, "run record") if path.is_file() else {}
         status = "failed" if name in errors else record.get("status", "pending")
-        rows.append({
-            "name": name, **point, "status": status,
-            **{key: record.get(key) for key in ("steps_done", "final_val_loss", "best_val_loss",
-                                                "final_train_loss", "initial_val_loss",
-                                                "elapsed_s")},
-            "error": errors.get(name),
-        })
+        rows.append(
+            {
+                "name": name,
+                **point,
+                "status": status,
+                **{
+                    key: record.get(key)
+                    for key in (
+                        "steps_done",
+                        "final_val_loss",
+                        "best_val_loss",
+                        "final_train_loss",
+                        "initial_val_loss",
+                        "elapsed_s",
+                    )
+                },
+                "error": errors.get(name),
+            }
+        )
     return {"runs": rows, "lr_sensitivity": lr_sensitivity(rows)}
 
 
@@ -235,18 +286,25 @@ def lr_sensitivity(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         initial.setdefault(key, []).append(row["initial_val_loss"])
         loss = row["final_val_loss"] if row["status"] == "finished" else None
         groups.setdefault(key, {}).setdefault(row["peak_lr"], []).append(
-            math.inf if loss is None else loss)
+            math.inf if loss is None else loss
+        )
     table = []
     for key, by_lr in groups.items():
         cap = sum(initial[key]) / len(initial[key])
         capped = {lr: min(sum(losses) / len(losses), cap) for lr, losses in sorted(by_lr.items())}
         best_lr = min(capped, key=capped.get)
         best = capped[best_lr]
-        table.append({
-            "schedule": key[0], "width": key[1], "lr_count": len(capped),
-            "lr_sensitivity": sum(value - best for value in capped.values()) / len(capped),
-            "best_peak_lr": best_lr, "best_final_val_loss": best, "initial_val_loss": cap,
-        })
+        table.append(
+            {
+                "schedule": key[0],
+                "width": key[1],
+                "lr_count": len(capped),
+                "lr_sensitivity": sum(value - best for value in capped.values()) / len(capped),
+                "best_peak_lr": best_lr,
+                "best_final_val_loss": best,
+                "initial_val_loss": cap,
+            }
+        )
     return table
 
 
@@ -262,21 +320,28 @@ def _write_results(out: Path, results: dict[str, Any]) -> None:
 
 def format_table(results: dict[str, Any]) -> str:
     """The results as aligned text: one line per run, then the LR sensitivity per group."""
+
     def number(value: Any) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     lines = [f"{'run':<44} {'status':<9} {'steps':>6} {'val loss':>9} {'best':>9}"]
     for row in results["runs"]:
         steps = "-" if row["steps_done"] is None else str(row["steps_done"])
-        lines.append(f"{row['name']:<44} {row['status']:<9} {steps:>6} "
-                     f"{number(row['final_val_loss']):>9} {number(row['best_val_loss']):>9}")
+        lines.append(
+            f"{row['name']:<44} {row['status']:<9} {steps:>6} "
+            f"{number(row['final_val_loss']):>9} {number(row['best_val_loss']):>9}"
+        )
     if results["lr_sensitivity"]:
         lines.append("")
-        lines.append(f"{'schedule':<24} {'width':>6} {'LRs':>4} {'LR sensitivity':>15} "
-                     f"{'best peak LR':>13} {'best loss':>10}")
+        lines.append(
+            f"{'schedule':<24} {'width':>6} {'LRs':>4} {'LR sensitivity':>15} "
+            f"{'best peak LR':>13} {'best loss':>10}"
+        )
         for group in results["lr_sensitivity"]:
             width = "-" if group["width"] is None else str(group["width"])
-            lines.append(f"{group['schedule']:<24} {width:>6} {group['lr_count']:>4} "
-                         f"{group['lr_sensitivity']:>15.4f} {group['best_peak_lr']:>13.3g} "
-                         f"{group['best_final_val_loss']:>10.4f}")
+            lines.append(
+                f"{group['schedule']:<24} {width:>6} {group['lr_count']:>4} "
+                f"{group['lr_sensitivity']:>15.4f} {group['best_peak_lr']:>13.3g} "
+                f"{group['best_final_val_loss']:>10.4f}"
+            )
     return "\n".join(lines)

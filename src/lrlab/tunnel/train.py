@@ -15,6 +15,7 @@ A run folder holds ``config.json`` (the resolved config, itself a valid config f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -44,8 +45,14 @@ from lrlab.tunnel.record import (
 )
 
 # Fields that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {("out",), ("train", "progress"), ("train", "threads"),
-                     ("train", "tensorboard"), ("train", "device"), ("train", "compile")}
+RESUMABLE_CHANGES = {
+    ("out",),
+    ("train", "progress"),
+    ("train", "threads"),
+    ("train", "tensorboard"),
+    ("train", "device"),
+    ("train", "compile"),
+}
 # How many steps' statistics a GPU run gathers before one host sync writes them.
 GPU_FLUSH_STEPS = 16
 
@@ -84,6 +91,36 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     return names
 
 
+@dataclasses.dataclass
+class RunState:
+    """Where a run stands, besides its weights, optimizer moments and RNG: what a checkpoint
+    restores so that a resumed run continues exactly (divergence check and record included).
+
+    A fresh run starts from ``RunState()``; `_save` writes it into every checkpoint and a resume or
+    branch reads it back, always as one piece. Its fields are top-level keys of the checkpoint,
+    the layout checkpoints had before this class, so older checkpoints still resume.
+    """
+
+    step: int = 0  # steps done: the next step to train
+    ema: float | None = None  # running average of the training loss (divergence check)
+    min_ema: float = math.inf  # its lowest value so far
+    elapsed_s: float = 0.0  # training seconds, all processes of the run together
+    initial_val_loss: float | None = None
+    best_val_loss: float = math.inf
+    last_val: dict[str, float] = dataclasses.field(default_factory=dict)
+    last_train_loss: float | None = None
+    origin: dict[str, Any] = dataclasses.field(default_factory=dict)  # branch_from / init_from
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict[str, Any]) -> RunState:
+        """The run state stored in a loaded checkpoint."""
+        return cls(**{field.name: payload[field.name] for field in dataclasses.fields(cls)})
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint keys of this state (plain data only, see `lrlab.tunnel.checkpoint`)."""
+        return dataclasses.asdict(self)
+
+
 class Trainer:
     """Everything one run needs: data, model, optimizer, logs; `run` trains it to the end."""
 
@@ -106,23 +143,34 @@ class Trainer:
         specs = [config.data.corpus, *config.data.eval_corpora]
         if config.data.replay_corpus is not None:
             specs.append(config.data.replay_corpus)
-        by_spec = {spec: load_split(spec, config.data, self.tokenizer, seq)
-                   for spec in dict.fromkeys(specs)}
+        by_spec = {
+            spec: load_split(spec, config.data, self.tokenizer, seq)
+            for spec in dict.fromkeys(specs)
+        }
         splits = {}
         for spec, split in by_spec.items():
             if split.label in splits:
-                raise LrlabError(f"data: corpora {spec!r} and another are both named "
-                                 f"{split.label!r} in the logs; rename one")
+                raise LrlabError(
+                    f"data: corpora {spec!r} and another are both named "
+                    f"{split.label!r} in the logs; rename one"
+                )
             splits[split.label] = split
         main = by_spec[config.data.corpus]
         replay = by_spec.get(config.data.replay_corpus) if config.data.replay_corpus else None
         self.main_label = main.label
-        self.eval_sets = {label: eval_batches(split.val, train.batch_size, seq,
-                                              train.eval_batches)
-                          for label, split in splits.items()}
-        self.batches = Batches(main.train, None if replay is None else replay.train,
-                               config.data.replay_fraction, train.batch_size, seq,
-                               train.grad_accum, train.seed)
+        self.eval_sets = {
+            label: eval_batches(split.val, train.batch_size, seq, train.eval_batches)
+            for label, split in splits.items()
+        }
+        self.batches = Batches(
+            main.train,
+            None if replay is None else replay.train,
+            config.data.replay_fraction,
+            train.batch_size,
+            seq,
+            train.grad_accum,
+            train.seed,
+        )
         self.tokens_per_step = train.batch_size * train.grad_accum * seq
 
         # Model and optimizer, seeded: the same config always starts from the same weights.
@@ -136,22 +184,20 @@ class Trainer:
         self.previous = [v.clone() for v in self.values]  # for the update norm
         self.schedule = config.schedule()
         self.lrs: list[float] = self.schedule(np.arange(train.steps)).tolist()
-        self.keep_steps = sorted({*train.keep_steps, *(
-            s for s in getattr(self.schedule, "checkpoints", ()) if s <= train.steps)})
+        self.keep_steps = sorted(
+            {
+                *train.keep_steps,
+                *(s for s in getattr(self.schedule, "checkpoints", ()) if s <= train.steps),
+            }
+        )
 
-        # Run state; `_restore` fills it from a checkpoint.
-        self.start = 0
-        self.ema: float | None = None
-        self.min_ema = math.inf
-        self.elapsed = 0.0
-        self.initial_val_loss: float | None = None
-        self.best_val_loss = math.inf
-        self.last_val: dict[str, float] = {}
-        self.last_train_loss: float | None = None
+        # `_restore` replaces the fresh state with a checkpoint's. The rest is this process's:
+        # a diverged run is never resumed, and the clock restarts with each process.
+        self.state = RunState()
         self.began = time.perf_counter()
         self.diverged: dict[str, Any] | None = None
-        self.origin: dict[str, Any] = {}
         prefix = self._restore(resume)
+        self.start = self.state.step  # the first step this process trains
         self.last_step = self.start - 1
         self._open_logs(prefix)
 
@@ -160,15 +206,18 @@ class Trainer:
     def _check_folder(self, resume: bool) -> None:
         record = self.out / "record.json"
         if record.exists() and not resume:
-            raise LrlabError(f"{self.out}: already holds a run; resume it with --resume or "
-                             "choose another --out")
+            raise LrlabError(
+                f"{self.out}: already holds a run; resume it with --resume or choose another --out"
+            )
         saved = self.out / "config.json"
         if resume and saved.exists():
             stored = config_from_dict(read_mapping(saved, "run config"), str(saved)).to_dict()
             changed = config_differences(stored, self.config.to_dict())
             if changed:
-                raise LrlabError(f"{saved}: cannot resume with a different config "
-                                 f"({', '.join(changed)} changed); start a new run or branch")
+                raise LrlabError(
+                    f"{saved}: cannot resume with a different config "
+                    f"({', '.join(changed)} changed); start a new run or branch"
+                )
 
     def _restore(self, resume: bool) -> tuple[Path | None, int | None]:
         """Load the state to start from; return the run folder and step whose log rows to keep
@@ -178,15 +227,15 @@ class Trainer:
         if resume and checkpoint.list_steps(own):
             state = checkpoint.load(checkpoint.resolve(own), self.device)
             self._load_full(state)
-            return self.out, self.start
+            return self.out, self.state.step
         if train.branch_from:
             path = checkpoint.resolve(train.branch_from)
             state = checkpoint.load(path, self.device)
             self._check_branch(state, path)
             self._load_full(state)
-            self.origin = {"branch_from": str(path), "branch_step": self.start}
+            self.state.origin = {"branch_from": str(path), "branch_step": self.state.step}
             parent = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-            return parent, self.start
+            return parent, self.state.step
         if train.init_from:
             path = checkpoint.resolve(train.init_from)
             state = checkpoint.load(path, self.device)
@@ -195,7 +244,7 @@ class Trainer:
             if train.init_optimizer:
                 self.optimizer.load_state_dict(state["optimizer"])
                 reapply_hyperparameters(self.optimizer, self.config.optim)
-            self.origin = {"init_from": str(path), "init_step": state["step"]}
+            self.state.origin = {"init_from": str(path), "init_step": state["step"]}
         return None, None
 
     def _check_same(self, state: dict[str, Any], path: Path, sections: tuple[str, ...]) -> None:
@@ -203,11 +252,15 @@ class Trainer:
         for section in sections:
             for key, value in current[section].items():
                 if saved[section].get(key) != value:
-                    raise LrlabError(f"{path}: {section}.{key} is {saved[section].get(key)!r} "
-                                     f"there, {value!r} here; they must match")
+                    raise LrlabError(
+                        f"{path}: {section}.{key} is {saved[section].get(key)!r} "
+                        f"there, {value!r} here; they must match"
+                    )
         if state["vocab_size"] != self.tokenizer.vocab_size:
-            raise LrlabError(f"{path}: vocabulary of {state['vocab_size']} tokens, this run's "
-                             f"tokeniser has {self.tokenizer.vocab_size}")
+            raise LrlabError(
+                f"{path}: vocabulary of {state['vocab_size']} tokens, this run's "
+                f"tokeniser has {self.tokenizer.vocab_size}"
+            )
 
     def _check_branch(self, state: dict[str, Any], path: Path) -> None:
         """A branch continues its parent exactly: same model, data and seed, and a schedule that
@@ -217,8 +270,9 @@ class Trainer:
             raise LrlabError(f"{path}: train.seed differs from the parent run's")
         step = state["step"]
         if step >= self.config.train.steps:
-            raise LrlabError(f"{path}: branch point {step} is not before train.steps="
-                             f"{self.config.train.steps}")
+            raise LrlabError(
+                f"{path}: branch point {step} is not before train.steps={self.config.train.steps}"
+            )
         parent = np.asarray(from_spec(state["schedule"])(np.arange(step)))
         ours = np.asarray(self.lrs[:step])
         differ = np.flatnonzero(~np.isclose(parent, ours, rtol=1e-9, atol=0.0))
@@ -234,14 +288,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
-        self.start = state["step"]
-        self.ema, self.min_ema = state["ema"], state["min_ema"]
-        self.elapsed = state["elapsed_s"]
-        self.initial_val_loss = state["initial_val_loss"]
-        self.best_val_loss = state["best_val_loss"]
-        self.last_val = state["last_val"]
-        self.last_train_loss = state["last_train_loss"]
-        self.origin = state["origin"]
+        self.state = RunState.from_checkpoint(state)
 
     def _open_logs(self, prefix: tuple[Path | None, int | None]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -263,8 +310,11 @@ class Trainer:
                     # A branch validating on other corpora starts its eval log empty.
             logs[name] = CsvLog(path, columns, rows)
         self.train_log, self.eval_log = logs["train"], logs["eval"]
-        self.tensorboard = (TensorBoard(self.out / "tensorboard", self.start)
-                            if self.config.train.tensorboard else None)
+        self.tensorboard = (
+            TensorBoard(self.out / "tensorboard", self.start)
+            if self.config.train.tensorboard
+            else None
+        )
         mode = self.config.train.progress
         enabled = mode == "on" or (mode == "auto" and sys.stderr.isatty())
         self.progress = Progress(self.config.train.steps, self.start, enabled)
@@ -295,8 +345,7 @@ class Trainer:
         if clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip, foreach=True)
         else:
-            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.params],
-                                                      foreach=True)
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.params], foreach=True)
         torch._foreach_copy_(self.previous, self.values)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -310,8 +359,8 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train from `start` to the last step (or divergence); write and return the record."""
         train = self.config.train
-        if self.start == 0 and self.initial_val_loss is None:
-            self.initial_val_loss = self.validation_losses()[self.main_label]
+        if self.start == 0 and self.state.initial_val_loss is None:
+            self.state.initial_val_loss = self.validation_losses()[self.main_label]
         self.began = time.perf_counter()
         self._write_record("running")
         flush_every = 1 if self.device.type == "cpu" else GPU_FLUSH_STEPS
@@ -322,8 +371,11 @@ class Trainer:
                 pending.append((step, self.train_step(step)))
                 done = step + 1
                 evaluate = done % train.eval_interval == 0 or done == train.steps
-                save = (done % train.checkpoint_interval == 0 or done == train.steps
-                        or done in self.keep_steps)
+                save = (
+                    done % train.checkpoint_interval == 0
+                    or done == train.steps
+                    or done in self.keep_steps
+                )
                 if len(pending) >= flush_every or evaluate or save:
                     self.log_steps(pending, time.perf_counter() - window)
                     pending = []
@@ -342,7 +394,7 @@ class Trainer:
             self.eval_log.close()
             if self.tensorboard is not None:
                 self.tensorboard.close()
-        self.elapsed += time.perf_counter() - self.began
+        self.state.elapsed_s += time.perf_counter() - self.began
         return self._write_record("diverged" if self.diverged else "finished")
 
     def log_steps(self, pending: list[tuple[int, torch.Tensor]], seconds: float) -> None:
@@ -350,13 +402,14 @@ class Trainer:
         each for divergence; stops at a diverged step."""
         values = torch.stack([stats for _, stats in pending]).tolist()
         tokens_per_s = self.tokens_per_step * len(pending) / max(seconds, 1e-9)
-        for (step, _), (loss, grad_norm, update_norm, param_norm) in zip(pending, values,
-                                                                          strict=True):
+        for (step, _), (loss, grad_norm, update_norm, param_norm) in zip(
+            pending, values, strict=True
+        ):
             row = [step, self.lrs[step], loss, grad_norm, update_norm, param_norm, tokens_per_s]
             self.train_log.write(row)
             if self.tensorboard is not None:
                 self.tensorboard.write("train", TRAIN_COLUMNS, row)
-            self.last_train_loss, self.last_step = loss, step
+            self.state.last_train_loss, self.last_step = loss, step
             self.progress.update(step, loss, tokens_per_s)
             if self._check_divergence(step, loss):
                 return
@@ -364,16 +417,20 @@ class Trainer:
     def _check_divergence(self, step: int, loss: float) -> bool:
         """NaN/inf, or a spike above ``spike_factor`` times the lowest running average (an
         exponential moving average with weight 0.9) seen so far."""
-        factor = self.config.train.spike_factor
+        factor, state = self.config.train.spike_factor, self.state
         if not math.isfinite(loss):
             self.diverged = {"step": step, "reason": f"training loss is {loss} at step {step}"}
-        elif factor > 0 and loss > factor * self.min_ema:
-            self.diverged = {"step": step, "reason": (
-                f"training loss {loss:.4g} at step {step} exceeds {factor:g} x its lowest "
-                f"running average {self.min_ema:.4g}")}
+        elif factor > 0 and loss > factor * state.min_ema:
+            self.diverged = {
+                "step": step,
+                "reason": (
+                    f"training loss {loss:.4g} at step {step} exceeds {factor:g} x its lowest "
+                    f"running average {state.min_ema:.4g}"
+                ),
+            }
         else:
-            self.ema = loss if self.ema is None else 0.9 * self.ema + 0.1 * loss
-            self.min_ema = min(self.min_ema, self.ema)
+            state.ema = loss if state.ema is None else 0.9 * state.ema + 0.1 * loss
+            state.min_ema = min(state.min_ema, state.ema)
         return self.diverged is not None
 
     @torch.no_grad()
@@ -396,40 +453,50 @@ class Trainer:
         with self.autocast():
             stats = self.model.diagnostics(x)
         main = losses[self.main_label]
-        row = [step, self.lrs[step], main, *losses.values(), *stats.max_attn_logit,
-               stats.logit_mean, stats.logit_max, stats.log_z]
+        row = [
+            step,
+            self.lrs[step],
+            main,
+            *losses.values(),
+            *stats.max_attn_logit,
+            stats.logit_mean,
+            stats.logit_max,
+            stats.log_z,
+        ]
         self.eval_log.write(row)
         if self.tensorboard is not None:
             self.tensorboard.write("eval", self.eval_columns, row)
-        self.last_val = losses
+        self.state.last_val = losses
         if math.isfinite(main):
-            self.best_val_loss = min(self.best_val_loss, main)
+            self.state.best_val_loss = min(self.state.best_val_loss, main)
         else:
             self.diverged = {"step": step, "reason": f"validation loss is {main} at step {step}"}
 
     def _save(self, done: int) -> None:
-        state = {
+        now = dataclasses.replace(
+            self.state, step=done, elapsed_s=self.state.elapsed_s + time.perf_counter() - self.began
+        )
+        payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
-            "ema": self.ema,
-            "min_ema": self.min_ema,
-            "elapsed_s": self.elapsed + time.perf_counter() - self.began,
-            "initial_val_loss": self.initial_val_loss,
-            "best_val_loss": self.best_val_loss,
-            "last_val": self.last_val,
-            "last_train_loss": self.last_train_loss,
-            "origin": self.origin,
+            **now.to_checkpoint(),
             "config": self.config.to_dict(),
             "schedule": self.schedule.to_spec(),
             "vocab_size": self.tokenizer.vocab_size,
             "tokenizer": self.tokenizer.identity,
         }
-        checkpoint.save(self.out / "checkpoints", done, state,
-                        keep_last=self.config.train.keep_checkpoints, keep_steps=self.keep_steps)
+        checkpoint.save(
+            self.out / "checkpoints",
+            done,
+            payload,
+            keep_last=self.config.train.keep_checkpoints,
+            keep_steps=self.keep_steps,
+        )
 
     def _write_record(self, status: str) -> dict[str, Any]:
         saved = checkpoint.list_steps(self.out / "checkpoints")
+        state = self.state
         steps_done = self.last_step + 1
         record = {
             "status": status,
@@ -437,7 +504,7 @@ class Trainer:
             "steps": self.config.train.steps,
             "steps_done": steps_done,
             "tokens": steps_done * self.tokens_per_step,
-            "elapsed_s": round(self.elapsed, 3),
+            "elapsed_s": round(state.elapsed_s, 3),
             "schedule": str(self.schedule),
             "peak_lr": max(self.lrs),
             "seed": self.config.train.seed,
@@ -446,17 +513,20 @@ class Trainer:
             "vocab_size": self.tokenizer.vocab_size,
             "device": str(self.device),
             "precision": "bf16" if self.bf16 else "fp32",
-            "initial_val_loss": self.initial_val_loss,
-            "final_train_loss": self.last_train_loss,
-            "final_val_loss": self.last_val.get(self.main_label),
-            "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
-            "final_val_losses": self.last_val,
+            "initial_val_loss": state.initial_val_loss,
+            "final_train_loss": state.last_train_loss,
+            "final_val_loss": state.last_val.get(self.main_label),
+            "best_val_loss": state.best_val_loss if math.isfinite(state.best_val_loss) else None,
+            "final_val_losses": state.last_val,
             "diverged": self.diverged,
-            "last_checkpoint": (str(checkpoint.checkpoint_path(self.out / "checkpoints",
-                                                               saved[-1])) if saved else None),
+            "last_checkpoint": (
+                str(checkpoint.checkpoint_path(self.out / "checkpoints", saved[-1]))
+                if saved
+                else None
+            ),
             "lrlab": __version__,
             "torch": torch.__version__,
-            **self.origin,
+            **state.origin,
         }
         write_json(self.out / "record.json", record)
         return record

@@ -1,10 +1,15 @@
 """The shared development benchmark: real loss curves of Luo et al. (2025), "A Multi-Power Law for
 Loss Curve Prediction Across Learning Rate Schedules" (ICLR 2025, arXiv:2503.12811).
 
-The data lives outside the repository, in ``<repo>/../shared/data/mpl-loss-curves/`` (override with
-the ``LRLAB_SHARED_DATA`` environment variable); its README defines every schedule's per-step LR,
-which `SCHEDULE_SPECS` rebuilds exactly as lrlab schedule specs, and publishes the multi-power-law
-parameters and results, which `published_parameters` / `published_results` read from it.
+The data lives outside the repository, in ``<repo>/../shared/data/mpl-loss-curves/`` (override
+with the ``LRLAB_SHARED_DATA`` environment variable); its README defines every schedule's per-step
+LR, which `SCHEDULE_SPECS` rebuilds exactly as lrlab schedule specs, and publishes the
+multi-power-law parameters and results, which `published_parameters` / `published_results` read
+from it.
+
+This is a fixture of the benchmarks and the tests, not part of the installed library: the scripts
+in ``benchmarks/`` import it as ``shared_data`` (their own folder is on the path), and
+``tests/conftest.py`` puts this folder on the tests' path.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ TRAIN_TWO = ("constant_24000", "cosine_24000")
 HELD_OUT_TWO = tuple(name for name in TRAIN + HELD_OUT if name not in TRAIN_TWO)
 METRIC_NAMES = ("R2", "MAE", "RMSE", "PredE", "WorstE")
 
+
 def benchmark_schedules(
     total: int, warmup: int, peak: float, end: float
 ) -> dict[str, tuple[str, int]]:
@@ -59,10 +65,14 @@ def benchmark_schedules(
     return {
         "constant_24000": (after_warmup(f"constant(peak={peak})"), total),
         "constant_72000": (after_warmup(f"constant(peak={peak})"), long),
-        "cosine_24000": (after_warmup(f"cosine(peak={peak}, total={total - warmup}, end={end})"),
-                         total),
-        "cosine_72000": (after_warmup(f"cosine(peak={peak}, total={long - warmup}, end={end})"),
-                         long),
+        "cosine_24000": (
+            after_warmup(f"cosine(peak={peak}, total={total - warmup}, end={end})"),
+            total,
+        ),
+        "cosine_72000": (
+            after_warmup(f"cosine(peak={peak}, total={long - warmup}, end={end})"),
+            long,
+        ),
         "wsd_20000_24000": (after_warmup(wsd_tail("exponential")), total),
         "wsdld_20000_24000": (after_warmup(wsd_tail("linear")), total),
         **{
@@ -89,7 +99,7 @@ def shared_data_dir() -> Path:
     override = os.environ.get("LRLAB_SHARED_DATA")
     if override:
         return Path(override)
-    repo_root = Path(__file__).resolve().parents[3]
+    repo_root = Path(__file__).resolve().parents[1]  # this file is <repo>/benchmarks/shared_data.py
     return repo_root.parent / "shared" / "data" / "mpl-loss-curves"
 
 
