@@ -22,11 +22,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+import shared_data as shared
 from lrlab.laws import REGISTRY, get_law
-from lrlab.laws.drops import exact_drop_sum
+from lrlab.laws.kernel import exact_drop_sum
 from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import coverage, evaluate, mean_metrics
-from lrlab.runs import shared
 
 
 def score(law, runs) -> dict[str, float]:

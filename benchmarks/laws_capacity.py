@@ -29,11 +29,12 @@ import sys
 
 import numpy as np
 
+import shared_data as shared
 from laws import sizes_and_laws  # benchmarks/laws.py
 from lrlab.laws import REGISTRY, get_law
 from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import evaluate, mean_metrics
-from lrlab.runs import Run, shared
+from lrlab.runs import Run
 
 
 def log_rms(law, runs: list) -> float:

@@ -2,7 +2,7 @@
 shared data.
 
 Trains the nine schedules of the shared benchmark (Luo et al. 2025), scaled to the tunnel by
-`lrlab.runs.shared.benchmark_schedules` (a short run of `--total` steps, 9% warmup, peak 3e-3,
+`shared_data.benchmark_schedules` (a short run of `--total` steps, 9% warmup, peak 3e-3,
 end 3e-4; long runs 3x), with the study's byte-level transformer on the Python standard library's
 source, at each model width in `--widths`. Then, like `benchmarks/laws.py`, it fits every law on
 the 3-run split (`cosine_24000, constant_24000, wsdcon_9`, named for the roles they play) and the
@@ -22,18 +22,18 @@ import sys
 import time
 from pathlib import Path
 
+import shared_data as shared
 from laws import print_splits  # benchmarks/laws.py
 from lrlab.laws import REGISTRY
-from lrlab.runs import shared
 from lrlab.schedules import from_spec
-from lrlab.study import DEFAULT_STUDY, train_tunnel_run
+from lrlab.study import StudyConfig, train_tunnel_run
 
 PEAK = 3e-3
 
 
 def tunnel_setup(width: int) -> dict:
     """The study's tunnel at model width `width`, evaluated on more batches (a smoother curve)."""
-    setup = {section: dict(values) for section, values in DEFAULT_STUDY["tunnel"].items()}
+    setup = {section: dict(values) for section, values in StudyConfig().tunnel.items()}
     setup["model"]["d_model"] = width
     setup["train"].update(eval_interval=20, eval_batches=16)
     return setup

@@ -8,13 +8,15 @@ import json
 import numpy as np
 import pytest
 
+import shared_data as shared
 from law_helpers import require_shared_data, synthetic_mpl_losses
 from lrlab.errors import LrlabError
 from lrlab.laws import REGISTRY, evaluate, get_law, load_law, mean_metrics
-from lrlab.laws.drops import build_drop_quadrature, exact_drop_sum
+from lrlab.laws.drops import build_drop_quadrature
+from lrlab.laws.kernel import exact_drop_sum
 from lrlab.laws.metrics import coverage
-from lrlab.laws.momentum import annealing_area
-from lrlab.runs import Run, shared
+from lrlab.laws.momentum_law import annealing_area
+from lrlab.runs import Run
 
 MPL_25M = np.array(
     [3.04045406, 0.52468604, 0.50786857, 363.78751622, 2.06560812, 0.58279013, 0.64142257]
@@ -216,10 +218,10 @@ def test_predict_validates_input_and_needs_a_fit():
     assert np.isnan(law.predict(np.r_[0.0, np.ones(9)], np.array([0, 5]))[0])
 
 
-def test_unknown_law_and_option():
-    with pytest.raises(LrlabError, match="unknown law"):
+def test_unknown_law_and_parameter():
+    with pytest.raises(LrlabError, match="unknown law 'nope'"):
         get_law("nope")
-    with pytest.raises(LrlabError, match="unknown option"):
+    with pytest.raises(LrlabError, match="law 'mpl': unknown field 'speed'"):
         get_law("mpl", speed=3)
     assert {"power", "momentum", "mpl"} <= set(REGISTRY)
 

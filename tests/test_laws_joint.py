@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
+import shared_data as shared
 from law_helpers import require_shared_data, shared_slice_csv
 from lrlab.cli import main
 from lrlab.errors import LrlabError
 from lrlab.laws import get_law, load_law
 from lrlab.laws.joint import fit_joint
-from lrlab.runs import Run, shared
+from lrlab.runs import Run
 from lrlab.schedules import parse
 
 TWO_RUNS = ("constant_24000", "cosine_24000")
@@ -34,18 +35,19 @@ def test_fixed_parameter_is_held_and_the_rest_fitted():
     # Fixing parameters can only cost fit quality.
     assert held.fit_info_["cost"] >= free.fit_info_["cost"] * (1 - 1e-6)
     copy = type(held).from_dict(json.loads(json.dumps(held.to_dict())))
-    assert copy.config["fixed"] == {"gamma": 0.5, "C": 2.0}
+    assert copy.get_params()["fixed"] == {"gamma": 0.5, "C": 2.0}
 
 
 @pytest.mark.parametrize(
     ("fixed", "message"),
     [
-        ({"delta": 1.0}, "unknown parameter 'delta'"),
-        ({"C": "two"}, "C must be a finite number"),
-        ([1, 2], "must map parameter names"),
+        ({"delta": 1.0}, "fixed names unknown parameter 'delta'"),
+        ({"C": "two"}, "fixed C must be a finite number, got 'two'"),
+        ({"C": float("nan")}, "fixed C must be a finite number, got nan"),
+        ([1, 2], r"fixed=\[1, 2\] must be a mapping"),
     ],
 )
-def test_bad_fixed_option_is_a_clear_error(fixed, message):
+def test_bad_fixed_parameter_is_a_clear_error(fixed, message):
     with pytest.raises(LrlabError, match=message):
         get_law("mpl", fixed=fixed)
 
@@ -56,17 +58,33 @@ def test_fixed_value_outside_the_range_is_a_clear_error():
 
 
 @pytest.mark.parametrize("lam", [0.995, 0.5, 0.999995])  # anywhere in [0, 1), either way
-@pytest.mark.parametrize("how", ["option", "fixed"])
-def test_momentum_lam_option_and_fixed_lam_both_fix_lambda(lam, how):
-    config = {"lam": lam} if how == "option" else {"fixed": {"lam": lam}}
-    law = get_law("momentum", bands=False, **config).fit(_runs("25M"))
+@pytest.mark.parametrize("how", ["parameter", "fixed"])
+def test_momentum_lam_parameter_and_fixed_lam_both_fix_lambda(lam, how):
+    config = {"lam": lam} if how == "parameter" else {"fixed": {"lam": lam}}
+    law = get_law("momentum", bands=False, **config)
+    law.fit(_runs("25M"))
     assert law.params_dict["lam"] == lam
     assert law.param_errors_[law.param_names.index("lam")] == 0.0
+    assert law.get_params() == {**get_law("momentum").get_params(), "bands": False, **config}
 
 
-def test_momentum_fixed_lam_outside_zero_one_is_refused_like_the_option():
-    with pytest.raises(LrlabError, match=r"option fixed: lam must be in \[0, 1\), got 1.0"):
-        get_law("momentum", fixed={"lam": 1.0})
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"fixed": {"lam": 1.0}}, r"fixed lam=1.0 is out of range \(a number in \[0, 1\)\)"),
+        ({"lam": 1.0}, r"lam=1.0 is out of range \(a number in \[0, 1\)\)"),
+        ({"lam": -0.5}, r"lam=-0.5 is out of range \(a number in \[0, 1\)\)"),
+    ],
+)
+def test_momentum_lam_outside_zero_one_is_refused_either_way(config, message):
+    with pytest.raises(LrlabError, match=message):
+        get_law("momentum", **config)
+
+
+def test_momentum_lam_parameter_wins_over_a_fixed_lam():
+    law = get_law("momentum", lam=0.99, fixed={"lam": 0.5, "alpha": 0.4})
+    assert law.fixed_parameters() == {"lam": 0.99, "alpha": 0.4}
+    assert law.fixed == {"lam": 0.5, "alpha": 0.4}  # the parameter as given
 
 
 def test_joint_fit_shares_shape_and_fits_scale_per_group(tmp_path):

@@ -138,7 +138,7 @@ def _print_fit(law: Law, quality: dict[str, dict[str, float]], heading: str) -> 
         f"fitted on {len(quality)} run(s), {law.fit_info_['points']} points, "
         f"{law.fit_info_['seconds']:.2f} s"
     )
-    fixed = law.config["fixed"] or {}
+    fixed = law.fixed_parameters()
     shared = law.fit_info_.get("joint", {}).get("shared", [])
     for name, value, error in zip(law.param_names, law.params_, law.param_errors_, strict=True):
         note = " (shared by the groups)" if name in shared else " (fixed)" if name in fixed else ""

@@ -2,26 +2,16 @@
 
 All laws share one interface (`Law`): ``fit(runs)``, ``predict(lr, steps)``,
 ``predict_interval(lr, steps)``, learned ``params_``/``param_errors_``, ``save``/`load_law`.
+Each law is one file, ``lrlab/laws/<name>_law.py``, found and registered by `lrlab.laws.registry`.
 """
 
-from lrlab.laws import improved, momentum, multipower, power  # noqa: F401  (register the laws)
-from lrlab.laws.base import REGISTRY, Law, load_law
+from lrlab.laws.base import Law
 from lrlab.laws.metrics import METRICS, evaluate, mean_metrics
-
-DEFAULT_LAW = "lrlab"
-
-
-def get_law(name: str, **config: object) -> Law:
-    """A new, unfitted law by registered name."""
-    from lrlab.errors import LrlabError
-
-    if name not in REGISTRY:
-        raise LrlabError(f"unknown law {name!r} (laws: {', '.join(REGISTRY)})")
-    return REGISTRY[name](**config)
-
+from lrlab.laws.registry import DEFAULT_LAW, LAW_NAMES, REGISTRY, get_law, load_law, register
 
 __all__ = [
     "DEFAULT_LAW",
+    "LAW_NAMES",
     "METRICS",
     "REGISTRY",
     "Law",
@@ -29,4 +19,5 @@ __all__ = [
     "get_law",
     "load_law",
     "mean_metrics",
+    "register",
 ]

@@ -1,61 +1,61 @@
 """One interface for every loss-curve law, in the style of scikit-learn estimators.
 
-- The constructor holds configuration only; ``fit(runs)`` learns and returns the law itself.
+- A law is a keyword-only dataclass: its fields are the constructor parameters, declared with
+  `lrlab.settings` and checked on construction (`get_params` returns them). ``fit(runs)`` learns
+  and returns the law itself; it never changes a parameter.
 - Learned attributes end in ``_``: `params_` (array, in `param_names` order), `param_errors_`
   (1-sigma, from the Gauss-Newton covariance `covariance_`), `replicates_` (the parameters refitted
   with one run, or one block of a single run, left out), `noise_sd_` (robust scatter of the
-  log-loss residuals) and `fit_info_`.
+  log-loss residuals), `band_scale_`, `fit_info_`, and whatever a law learns from the runs before
+  the fit (`prepare`; named in `learned`, such as lrlab's reference LR `lr_ref_`).
 - ``predict(lr, steps)`` is pure: the loss at `steps` of a run whose per-step LR is `lr`.
 - ``predict_interval(lr, steps, level)`` gives a band from the fit: the jackknife spread of the
   replicate predictions plus the residual noise, in log-loss, at normal quantiles, widened by
   `band_scale_`, calibrated on each replicate's error on the run (or block) it left out.
   ``predict_with_band`` gives the prediction and the band at once.
-- ``save(path)`` / `load_law(path)` round-trip a fitted law through JSON (written atomically).
+- ``final_loss_and_gradient(lr)``: the predicted loss at the last step and its exact gradient by
+  every step's LR, for schedule optimisation (laws that can give it override it).
+- ``save(path)`` / `lrlab.laws.load_law(path)` round-trip a fitted law through JSON (written
+  atomically); `from_dict` also reads the files of earlier versions.
 
 Fitting minimises a Huber loss on log-loss residuals ``log(pred) - log(loss)`` (scale
 `huber_delta`, as Luo et al. 2025 fit the multi-power law) with bounded trust-region least squares
-from several fixed starting points, so it is robust to spikes and deterministic.
+from several fixed starting points, so it is robust to spikes and deterministic. `fit_problem`
+exposes that objective, so that a joint fit (`lrlab.laws.joint`) can stack several laws' problems.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from scipy import optimize, stats
 
 from lrlab.atomic import atomic_write_text
 from lrlab.errors import LrlabError
-from lrlab.mapping_file import read_mapping
 from lrlab.runs.model import Run
+from lrlab.settings import check_fields, flag, from_mapping, mapping, real
+
+if TYPE_CHECKING:
+    from scipy import optimize
 
 FORMAT = "lrlab-law-fit"
-FORMAT_VERSION = 1
-REGISTRY: dict[str, type[Law]] = {}
-COMMON_CONFIG: dict[str, Any] = {
-    "huber_delta": 1e-3,
-    "band_level": 0.9,
-    "bands": True,
-    "fixed": None,  # {parameter: value} held fixed in the fit
-}
+# 2: learned values in "learned" (version 1 kept them in the configuration, where the fit wrote
+# them) and fit keys "peak" / "warmup" (version 1: "peak_lr" / "warmup_steps").
+FORMAT_VERSION = 2
+_OLD_FIT_KEYS = {"peak_lr": "peak", "warmup_steps": "warmup"}
 _SINGLE_RUN_BLOCKS = 4
 _SCOUT_EVALS = 40  # evaluations per start before the best start is refined
-_REFIT_EVALS = 100  # evaluations per warm-started jackknife refit
 _TINY = 1e-300
 
 Progress = Callable[[str], None]
 _Part = tuple[np.ndarray, np.ndarray, np.ndarray]  # lr, steps, loss of a run or part of one
-
-
-def register(cls: type[Law]) -> type[Law]:
-    """Class decorator: list a law under its `name` (for ``lrlab laws`` and loading fits)."""
-    REGISTRY[cls.name] = cls
-    return cls
 
 
 def check_curve_input(lr: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,38 +74,57 @@ def check_curve_input(lr: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np
     return lr, steps_int
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class Law(abc.ABC):
-    """A loss-curve law: ``loss(step) = f(per-step LR up to step; params)``."""
+    """A loss-curve law: ``loss(step) = f(per-step LR up to step; params)``.
+
+    A law file defines a subclass with `name`, `summary`, `param_names` and the methods marked
+    abstract; options of its own are more dataclass fields (see docs/laws.md, "Adding a law").
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
     # How the loss responds to the schedule, as opposed to the model's scale (`laws.joint`).
     shape_params: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[dict[str, Any]] = {}
+    # Values `prepare` learns from the training runs, saved with the fit (attribute name + "_").
+    learned: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, **config: Any) -> None:
-        allowed = {**COMMON_CONFIG, **self.defaults}
-        unknown = sorted(set(config) - set(allowed))
-        if unknown:
-            raise LrlabError(
-                f"law {self.name!r}: unknown option(s) {', '.join(unknown)} "
-                f"(options: {', '.join(allowed)})"
-            )
-        self.config: dict[str, Any] = {**allowed, **config}
-        fixed = self.config["fixed"] or {}
-        if not isinstance(fixed, dict):
-            raise LrlabError(f"law {self.name!r}: option fixed must map parameter names to values")
-        for param, value in fixed.items():
+    huber_delta: float = real(
+        1e-3, help="scale of the Huber loss on log-loss residuals", low=0, low_inclusive=False
+    )
+    band_level: float = real(
+        0.9, help="default level of the prediction band", low=0, high=1, low_inclusive=False
+    )
+    bands: bool = flag(True, help="refit with each run left out, for the band")
+    fixed: dict[str, float] | None = mapping(help="parameters held at these values in the fit")
+
+    def __post_init__(self) -> None:
+        owner = f"law {self.name!r}"
+        check_fields(self, owner)
+        if self.band_level == 1:  # the band's normal quantile is infinite there
+            raise LrlabError(f"{owner}: band_level=1 is out of range (a number in (0, 1))")
+        if self.fixed is not None:
+            self.fixed = dict(self.fixed)  # the caller's dict stays theirs
+        for param, value in (self.fixed or {}).items():
             if param not in self.param_names:
                 raise LrlabError(
-                    f"law {self.name!r}: option fixed names unknown parameter {param!r} "
+                    f"{owner}: fixed names unknown parameter {param!r} "
                     f"(parameters: {', '.join(self.param_names)})"
                 )
-            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-                raise LrlabError(
-                    f"law {self.name!r}: option fixed: {param} must be a finite number, got {value!r}"
-                )
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not math.isfinite(value):
+                raise LrlabError(f"{owner}: fixed {param} must be a finite number, got {value!r}")
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, by name (``type(law)(**law.get_params())`` is an unfitted
+        copy; saved fits store them as their "config")."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    def fixed_parameters(self) -> dict[str, float]:
+        """The parameters the fit holds, by name: `fixed`, plus any shorthand a law's own
+        parameters give for it (the momentum law's ``lam``)."""
+        return dict(self.fixed or {})
 
     # --- what each law defines ------------------------------------------------------------------
 
@@ -136,11 +155,33 @@ class Law(abc.ABC):
     def starts(self, min_loss: float) -> list[np.ndarray]:
         """Fixed starting points of the multi-start fit."""
 
+    def prepare(self, runs: Sequence[Run]) -> None:
+        """Learn what `features` needs from the training runs (such as a reference LR) before a
+        fit, into the attributes named in `learned`; nothing by default."""
+
+    def final_loss_and_gradient(self, lr: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(L(T), dL(T) / d lr)`` for the fitted parameters, ``T`` the last step of the per-step
+        LR `lr`: what a free-form schedule optimisation descends on. Laws whose gradient is
+        derived by hand override this; the others can only optimise a schedule family."""
+        raise LrlabError(f"law {self.name!r} has no analytic gradient: optimise a schedule family")
+
     # --- fitting --------------------------------------------------------------------------------
 
-    def configure(self, runs: Sequence[Run]) -> None:
-        """Set the options that depend on the training runs (such as a reference LR) before a
-        fit; none by default."""
+    def fit_problem(self, runs: Sequence[Run]) -> FitProblem:
+        """The least-squares problem that fitting `runs` solves (steps with zero cumulative LR,
+        where no law is defined, are left out), after `prepare` has learned from the runs."""
+        runs = list(runs)
+        if not runs:
+            raise LrlabError(f"law {self.name!r}: no runs to fit")
+        self.prepare(runs)
+        parts = [(run.lr, run.steps, run.loss) for run in runs]
+        problem = self._problem(parts, *self._fit_bounds(runs))
+        if problem.points <= len(self.param_names):
+            raise LrlabError(
+                f"law {self.name!r}: {problem.points} usable logged points, need more than "
+                f"{len(self.param_names)}"
+            )
+        return problem
 
     def fit(
         self,
@@ -148,24 +189,15 @@ class Law(abc.ABC):
         progress: Progress | None = None,
         start: np.ndarray | None = None,
     ) -> Law:
-        """Fit the parameters to the logged losses of `runs` (steps with zero cumulative LR, where
-        no law is defined, are left out). `start` (parameters in `param_names` order), if given,
-        is tried first, besides the law's own starting points: a warm start, such as a joint
-        fit's solution, that the fixed starts might not reach."""
+        """Fit the parameters to the logged losses of `runs` and return the law. `start`
+        (parameters in `param_names` order), if given, is tried first, besides the law's own
+        starting points: a warm start, such as a joint fit's solution, that the fixed starts might
+        not reach."""
         began = time.perf_counter()
         runs = list(runs)
-        if not runs:
-            raise LrlabError(f"law {self.name!r}: no runs to fit")
-        self.configure(runs)
+        problem = self.fit_problem(runs)
         groups = _fit_groups(runs)
-        problems = [self._problem(run.lr, run.steps, run.loss) for run in runs]
-        points = sum(problem[1].size for problem in problems)
-        if points <= len(self.param_names):
-            raise LrlabError(
-                f"law {self.name!r}: {points} usable logged points, need more than "
-                f"{len(self.param_names)}"
-            )
-        lower, upper = self._fit_bounds(runs)
+        lower, upper = problem.lower, problem.upper
         best = None
         candidates = self.starts(float(min(run.loss.min() for run in runs)))
         if start is not None:
@@ -180,15 +212,15 @@ class Law(abc.ABC):
             if progress:
                 progress(f"{self.name}: start {index}/{len(candidates)}")
             # a short run from each start, then only the most promising one is refined
-            result = self._solve(problems, np.clip(point, lower, upper), lower, upper, _SCOUT_EVALS)
+            result = self._solve(problem, np.clip(point, lower, upper), _SCOUT_EVALS)
             if best is None or result.cost < best.cost:
                 best = result
         assert best is not None
         if progress:
             progress(f"{self.name}: refining the best start")
-        best = self._solve(problems, best.x, lower, upper)
+        best = self._solve(problem, best.x)
         self.params_ = self._exact_fixed(best.x)
-        residuals = self._residuals(best.x, problems)
+        residuals = problem.residuals(best.x)
         free_jacobian = best.jac.copy()
         free_jacobian[:, list(self._fixed_by_index())] = 0.0  # a fixed parameter has no variance
         self.covariance_ = gauss_newton_covariance(
@@ -198,14 +230,12 @@ class Law(abc.ABC):
         self.noise_sd_ = float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
         self.replicates_ = np.empty((0, len(self.param_names)))
         self.band_scale_ = 1.0
-        if self.config["bands"]:
+        if self.bands:
             if progress:
                 progress(f"{self.name}: {len(groups)} jackknife refits for the band")
             self.replicates_ = np.array(
                 [
-                    self._exact_fixed(
-                        self._solve([self._problem(*part) for part in keep], best.x, lower, upper).x
-                    )
+                    self._exact_fixed(self._solve(self._problem(keep, lower, upper), best.x).x)
                     for keep, _ in groups
                 ]
             )
@@ -213,81 +243,59 @@ class Law(abc.ABC):
         self.fit_info_ = {
             "runs": [run.name for run in runs],
             # What the runs were trained with: the defaults for designing a schedule from this fit.
-            "peak_lr": float(max(run.lr.max() for run in runs)),
-            "warmup_steps": int(np.median([np.argmax(run.lr) for run in runs])),
-            "points": int(points),
+            "peak": float(max(run.lr.max() for run in runs)),
+            "warmup": int(np.median([np.argmax(run.lr) for run in runs])),
+            "points": int(problem.points),
             "cost": float(best.cost),
             "seconds": round(time.perf_counter() - began, 4),
         }
         return self
 
     def _fixed_by_index(self) -> dict[int, float]:
-        """The ``fixed`` option keyed by parameter index."""
-        fixed = self.config["fixed"] or {}
+        """`fixed_parameters` keyed by parameter index."""
+        fixed = self.fixed_parameters()
         return {self.param_names.index(param): value for param, value in fixed.items()}
 
     def _fit_bounds(self, runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray]:
-        """The parameter bounds for fitting `runs`, each ``fixed`` parameter pinned to its value
+        """The parameter bounds for fitting `runs`, each fixed parameter pinned to its value
         (a vanishing interval, since bounded least squares needs lower < upper)."""
         losses = np.concatenate([run.loss for run in runs])
         lower, upper = self.bounds(float(losses.max()), float(losses.min()))
         for index, value in self._fixed_by_index().items():
             if not lower[index] <= value <= upper[index]:
                 raise LrlabError(
-                    f"law {self.name!r}: option fixed: {self.param_names[index]} = {value} is "
+                    f"law {self.name!r}: fixed {self.param_names[index]} = {value} is "
                     f"outside its range [{lower[index]:g}, {upper[index]:g}]"
                 )
             lower[index], upper[index] = value, np.nextafter(value, np.inf)
         return lower, upper
 
     def _exact_fixed(self, theta: np.ndarray) -> np.ndarray:
-        """`theta` with the ``fixed`` parameters exactly at their values (the solver may return
+        """`theta` with the fixed parameters exactly at their values (the solver may return
         the other end of their vanishing interval)."""
         theta = theta.copy()
         for index, value in self._fixed_by_index().items():
             theta[index] = value
         return theta
 
-    def _problem(
-        self, lr: np.ndarray, steps: np.ndarray, loss: np.ndarray
-    ) -> tuple[Any, np.ndarray]:
-        usable = np.cumsum(lr)[steps] > 0
-        return self.features(lr, steps[usable]), np.log(loss[usable])
-
-    def _residuals(self, theta: np.ndarray, problems: list[tuple[Any, np.ndarray]]) -> np.ndarray:
-        predicted = np.concatenate([self.curve(theta, features) for features, _ in problems])
-        observed = np.concatenate([log_loss for _, log_loss in problems])
-        return np.log(np.maximum(predicted, _TINY)) - observed
-
-    def _objective(self, theta: np.ndarray, problems: list[tuple[Any, np.ndarray]]) -> np.ndarray:
-        """The fit's residuals: log-loss residuals of every problem, then the prior's."""
-        return np.concatenate([self._residuals(theta, problems), self.penalty(theta)[0]])
-
-    def _jacobian(self, theta: np.ndarray, problems: list[tuple[Any, np.ndarray]]) -> np.ndarray:
-        """d `_objective` / d theta (analytic where the law gives it)."""
-        blocks = []
-        for features, _ in problems:
-            predicted, block = self.curve_and_jacobian(theta, features)
-            if block is None:
-                return _finite_difference(lambda x: self._objective(x, problems), theta)
-            blocks.append(block / np.maximum(predicted, _TINY)[:, None])  # d log(pred)
-        return np.vstack([*blocks, self.penalty(theta)[1]])
+    def _problem(self, parts: Sequence[_Part], lower: np.ndarray, upper: np.ndarray) -> FitProblem:
+        """The fit problem of `parts` (runs or parts of runs) within the given bounds."""
+        fits = []
+        for lr, steps, loss in parts:
+            usable = np.cumsum(lr)[steps] > 0
+            fits.append((self.features(lr, steps[usable]), np.log(loss[usable])))
+        return FitProblem(self, fits, lower, upper)
 
     def _solve(
-        self,
-        problems: list[tuple[Any, np.ndarray]],
-        start: np.ndarray,
-        lower: np.ndarray,
-        upper: np.ndarray,
-        max_evals: int = 400,
+        self, problem: FitProblem, start: np.ndarray, max_evals: int = 400
     ) -> optimize.OptimizeResult:
         return robust_least_squares(
-            lambda theta: self._objective(theta, problems),
-            lambda theta: self._jacobian(theta, problems),
+            problem.objective,
+            problem.jacobian,
             start,
-            lower,
-            upper,
-            self.config["huber_delta"],
+            problem.lower,
+            problem.upper,
+            self.huber_delta,
             max_evals,
         )
 
@@ -320,7 +328,7 @@ class Law(abc.ABC):
     def predict_interval(
         self, lr: np.ndarray, steps: np.ndarray, level: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A `level` (default: the ``band_level`` option) band around `predict(lr, steps)`:
+        """A `level` (default: `band_level`) band around `predict(lr, steps)`:
         ``pred * exp(+-z * band_scale_ * sd)``, ``sd^2`` = jackknife variance of the log predictions
         of the replicate fits + `noise_sd_`^2, and `band_scale_` the conformal calibration of
         `_calibrate_band`."""
@@ -331,9 +339,11 @@ class Law(abc.ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``predict(lr, steps)`` and ``predict_interval(lr, steps, level)`` together, from one
         build of the features."""
+        from scipy import stats  # costs 0.3 s to import: only bands need it, not listing laws
+
         self._require_fitted()
         lr, steps = check_curve_input(lr, steps)
-        level = float(self.config["band_level"] if level is None else level)
+        level = float(self.band_level if level is None else level)
         if not 0 < level < 1:
             raise LrlabError(f"band level must be in (0, 1), got {level}")
         curves = self._curves_at([self.params_, *self.replicates_], lr, steps)
@@ -353,10 +363,12 @@ class Law(abc.ABC):
 
     def _calibrate_band(self, left_out: list[_Part]) -> float:
         """Conformal-style width factor: each replicate predicts the run (or block) it left out;
-        the ``band_level`` quantile of ``|log pred - log loss| / sd`` over those out-of-sample
+        the `band_level` quantile of ``|log pred - log loss| / sd`` over those out-of-sample
         points, divided by the normal quantile ``z``, so that the band would have covered that
         fraction of them. The jackknife spread alone ignores the law's own misfit on an unseen
         schedule, which these errors contain."""
+        from scipy import stats  # costs 0.3 s to import: only bands need it, not listing laws
+
         scores = []
         for theta, (lr, steps, loss) in zip(self.replicates_, left_out, strict=True):
             log_curves = np.log(self._curves_at([theta, *self.replicates_], lr, steps))
@@ -365,7 +377,7 @@ class Law(abc.ABC):
         score = score[np.isfinite(score)]
         if score.size == 0:
             return 1.0
-        level = float(self.config["band_level"])
+        level = float(self.band_level)
         return float(np.quantile(score, level) / stats.norm.ppf(0.5 + level / 2))
 
     def predict_run(self, run: Run) -> np.ndarray:
@@ -387,7 +399,8 @@ class Law(abc.ABC):
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "law": self.name,
-            "config": self.config,
+            "config": self.get_params(),
+            "learned": {name: getattr(self, f"{name}_") for name in self.learned},
             "params": self.params_dict,
             "param_errors": dict(
                 zip(self.param_names, map(float, self.param_errors_), strict=True)
@@ -405,9 +418,20 @@ class Law(abc.ABC):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "fit") -> Law:
-        """Rebuild a fitted law from `to_dict` output."""
+        """Rebuild a fitted law from `to_dict` output, of this version or an earlier one."""
+        version = data.get("format_version", 1)
+        if version not in (1, FORMAT_VERSION):
+            raise LrlabError(
+                f"{source}: field 'format_version' is {version!r}; this lrlab reads 1 to "
+                f"{FORMAT_VERSION}"
+            )
         try:
-            law = cls(**data["config"])
+            config = data["config"]
+            law = from_mapping(cls, config, f"{source}: config")
+            # Version 1 kept a learned value in the configuration, where the fit had written it.
+            learned = data["learned"] if version >= 2 else config
+            for name in cls.learned:
+                setattr(law, f"{name}_", float(learned[name]))
             params = data["params"]
             law.params_ = np.array([float(params[name]) for name in cls.param_names])
             errors = data["param_errors"]
@@ -417,30 +441,54 @@ class Law(abc.ABC):
                 -1, len(cls.param_names)
             )
             law.noise_sd_ = float(data["noise_sd"])
-            law.band_scale_ = float(data.get("band_scale", 1.0))  # absent in older fits
-            law.fit_info_ = dict(data["fit"])
+            law.band_scale_ = float(data.get("band_scale", 1.0))  # absent in the oldest fits
+            fit_info = dict(data["fit"])
+            law.fit_info_ = {_OLD_FIT_KEYS.get(key, key): value for key, value in fit_info.items()}
         except KeyError as error:
             raise LrlabError(f"{source}: field {error.args[0]!r} is missing") from None
+        except LrlabError:
+            raise
         except (TypeError, ValueError) as error:
             raise LrlabError(f"{source}: malformed law fit ({error})") from None
         return law
 
-    @classmethod
-    def load(cls, path: str | Path) -> Law:
-        """Read a law fit written by `save` (any registered law)."""
-        return load_law(path)
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitProblem:
+    """What fitting `law` minimises: the log-loss residuals of every part (a run, or part of
+    one, as features and log-losses) followed by the law's prior, within `lower` and `upper`
+    (fixed parameters pinned). `objective` and `jacobian` are what the least-squares solver
+    takes; a joint fit stacks several laws' problems."""
 
-def load_law(path: str | Path) -> Law:
-    """Read a saved law fit; the law is looked up by the name stored in the file."""
-    path = Path(path)
-    data = read_mapping(path, "law fit")
-    if data.get("format") != FORMAT:
-        raise LrlabError(f"{path}: not an lrlab law fit (field 'format' is not {FORMAT!r})")
-    name = data.get("law")
-    if name not in REGISTRY:
-        raise LrlabError(f"{path}: field 'law' names unknown law {name!r}")
-    return REGISTRY[name].from_dict(data, source=str(path))
+    law: Law
+    parts: list[tuple[Any, np.ndarray]]
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @property
+    def points(self) -> int:
+        """Number of logged points fitted."""
+        return sum(log_loss.size for _, log_loss in self.parts)
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        """``log(pred) - log(loss)`` at every point of every part."""
+        predicted = np.concatenate([self.law.curve(theta, features) for features, _ in self.parts])
+        observed = np.concatenate([log_loss for _, log_loss in self.parts])
+        return np.log(np.maximum(predicted, _TINY)) - observed
+
+    def objective(self, theta: np.ndarray) -> np.ndarray:
+        """The fit's residuals: log-loss residuals of every part, then the prior's."""
+        return np.concatenate([self.residuals(theta), self.law.penalty(theta)[0]])
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """d `objective` / d theta (analytic where the law gives it)."""
+        blocks = []
+        for features, _ in self.parts:
+            predicted, block = self.law.curve_and_jacobian(theta, features)
+            if block is None:
+                return _finite_difference(self.objective, theta)
+            blocks.append(block / np.maximum(predicted, _TINY)[:, None])  # d log(pred)
+        return np.vstack([*blocks, self.law.penalty(theta)[1]])
 
 
 def _fit_groups(runs: list[Run]) -> list[tuple[list[_Part], _Part]]:
@@ -469,6 +517,8 @@ def robust_least_squares(
 ) -> optimize.OptimizeResult:
     """Bounded trust-region least squares with a Huber loss of scale `huber_delta` on the
     residuals: the one solver of every fit."""
+    from scipy import optimize  # costs 0.3 s to import: only fits need it, not listing laws
+
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return optimize.least_squares(
             objective,

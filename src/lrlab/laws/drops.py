@@ -14,21 +14,24 @@ curve and independently of the parameters, by a short weighted sum over *segment
   (ratio ``1 + rel_width``) and by geometric bins of the LR itself (width `lr_bin` in log LR), and
   never mix LR increases with decreases.
 
-Each segment becomes one node: weight ``sum d_k``, LR area and LR at the ``|d_k|``-weighted centroid.
-Inside a segment ``x = lr^-gamma * (S_t - S_{k-1})`` varies by a relative amount of at most
-``rel_width + gamma * lr_bin`` (to first order), and ``|dG/d log x| <= beta``, so the error is at
-most ``B * beta * (rel_width + gamma * lr_bin) * sum |d_k|``; the centroid rule cancels the
-first-order term, so in practice the error is far smaller (checked against `exact_drop_sum` in the
-tests on the published parameters).
+Each segment becomes one node: weight ``sum d_k``, LR area and LR at the ``|d_k|``-weighted
+centroid. Inside a segment ``x = lr^-gamma * (S_t - S_{k-1})`` varies by a relative amount of at
+most ``rel_width + gamma * lr_bin`` (to first order), and ``|dG/d log x| <= beta``, so the error is
+at most ``B * beta * (rel_width + gamma * lr_bin) * sum |d_k|``; the centroid rule cancels the
+first-order term, so in practice the error is far smaller (checked against
+`lrlab.laws.kernel.exact_drop_sum` in the tests on the published parameters).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 _MAX_LEVEL_SPAN = 1e7  # the geometric levels cover LR areas from g0 up to g0 * _MAX_LEVEL_SPAN
 
@@ -77,6 +80,8 @@ def build_drop_quadrature(
     exact_steps: int | None = None,
 ) -> DropQuadrature:
     """Segment nodes for the drop sum at `steps` of per-step LR `lr` (see the module docstring)."""
+    from scipy import sparse  # costs 0.1 s to import: only evaluating a law needs it
+
     lr = np.asarray(lr, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.int64)
     exact_steps = exact_steps or math.ceil(1.0 / rel_width)
@@ -132,19 +137,10 @@ def build_drop_quadrature(
         )
 
 
-def exact_drop_sum(
-    lr: np.ndarray, steps: np.ndarray, C: float, beta: float, gamma: float
-) -> np.ndarray:
-    """``D(t)`` summed term by term, as the reference code does (steps x points; for checks and
-    the speed baseline)."""
-    lr = np.asarray(lr, dtype=np.float64)
-    area = np.cumsum(lr)
-    out = np.empty(len(steps))
-    for index, t in enumerate(np.asarray(steps, dtype=np.int64)):
-        k = np.arange(1, t + 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = lr[k] ** -gamma * (area[t] - area[k - 1])
-            x = np.where(area[t] - area[k - 1] == 0, 0.0, x)
-        g = 1.0 - (C * x + 1.0) ** -beta
-        out[index] = np.sum((lr[k - 1] - lr[k]) * g)
-    return out
+def drop_sum_gradient(weights: np.ndarray, size: int) -> np.ndarray:
+    """Gradient of ``sum_k d_k w_k`` (k = 1..T, ``d_k = lr_{k-1} - lr_k``, `weights` held fixed)
+    by each ``lr_i`` of a `size`-step LR: ``w_{i+1} - w_i`` (zero beyond the ends)."""
+    gradient = np.zeros(size)
+    gradient[:-1] += weights
+    gradient[1:] -= weights
+    return gradient

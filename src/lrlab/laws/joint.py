@@ -13,7 +13,7 @@ pooling the sizes pins it down.
 
 The joint solution is the same robust objective as `Law.fit` (Huber on log-loss residuals) summed
 over the groups. Each group's law is then an ordinary fitted law: it is refitted on its own runs
-with the shared values fixed (the ``fixed`` option), which keeps the joint optimum and gives it
+with the shared values fixed (the ``fixed`` parameter), which keeps the joint optimum and gives it
 the usual jackknife band; the standard errors of the shared parameters come from the joint fit.
 """
 
@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from lrlab.errors import LrlabError
-from lrlab.laws.base import Law, Progress, gauss_newton_covariance, robust_least_squares
+from lrlab.laws.base import (
+    FitProblem,
+    Law,
+    Progress,
+    gauss_newton_covariance,
+    robust_least_squares,
+)
+from lrlab.laws.registry import get_law
 from lrlab.runs.model import Run
 
 
@@ -37,10 +44,9 @@ def fit_joint(
     progress: Progress | None = None,
     **config: Any,
 ) -> dict[str, Law]:
-    """Fit law `law` to each group of runs, with the parameters `shared` (default: the law's
-    `shape_params`) equal across the groups. Returns the fitted law of each group."""
-    from lrlab.laws import get_law
-
+    """Fit law `law` (built with the parameters `config`) to each group of runs, with the
+    parameters `shared` (default: the law's `shape_params`) equal across the groups. Returns the
+    fitted law of each group."""
     began = time.perf_counter()
     if len(groups) < 2:
         raise LrlabError("a joint fit needs runs of at least two groups (e.g. two model sizes)")
@@ -71,7 +77,7 @@ def fit_joint(
         problem.start(),
         problem.lower,
         problem.upper,
-        template.config["huber_delta"],
+        template.huber_delta,
         max_evals=600,
     )
     shared_values = dict(zip(shared, map(float, result.x[problem.shared_slots]), strict=True))
@@ -116,17 +122,15 @@ class _JointProblem:
         size = own * count + len(shared)
         self.shared_slots = np.arange(own * count, size)
         self.selection = []
-        self.problems = []
-        lowers, uppers = [], []
+        self.problems: list[FitProblem] = []
         for g, (law, runs) in enumerate(zip(self.laws, groups.values(), strict=True)):
             choose = np.zeros((len(names), size))
             choose[self.own_index, own * g + np.arange(own)] = 1.0
             choose[self.shared_index, self.shared_slots] = 1.0
             self.selection.append(choose)
-            self.problems.append([law._problem(run.lr, run.steps, run.loss) for run in runs])
-            lower, upper = law._fit_bounds(runs)
-            lowers.append(lower)
-            uppers.append(upper)
+            self.problems.append(law.fit_problem(runs))
+        lowers = [problem.lower for problem in self.problems]
+        uppers = [problem.upper for problem in self.problems]
         # Own parameters keep their group's bounds; shared ones must satisfy every group's.
         self.lower = np.concatenate(
             [lower[self.own_index] for lower in lowers] + [np.max(lowers, 0)[self.shared_index]]
@@ -143,16 +147,16 @@ class _JointProblem:
     def objective(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate(
             [
-                law._objective(choose @ x, problems)
-                for law, choose, problems in zip(self.laws, self.selection, self.problems)
+                problem.objective(choose @ x)
+                for choose, problem in zip(self.selection, self.problems, strict=True)
             ]
         )
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         return np.vstack(
             [
-                law._jacobian(choose @ x, problems) @ choose
-                for law, choose, problems in zip(self.laws, self.selection, self.problems)
+                problem.jacobian(choose @ x) @ choose
+                for choose, problem in zip(self.selection, self.problems, strict=True)
             ]
         )
 

@@ -1,8 +1,9 @@
 """lrlab's own law: the multi-power law with a non-linear LR-drop measure and fading benefit.
 
     L(t) = L0 + A * S_t^(-alpha)
-           - B * S_t^(-kappa) * sum_{k=1..t} (phi(lr_{k-1}) - phi(lr_k)) * G(lr_k^(-gamma) * (S_t - S_{k-1}))
-    phi(lr) = lr_ref * (lr / lr_ref)^p,   G(x) = 1 - (C * x + 1)^(-beta),   S_t = lr_0 + ... + lr_t
+           - B * S_t^(-kappa) * sum_{k=1..t} (phi(lr_{k-1}) - phi(lr_k)) * G(x_k)
+    x_k = lr_k^(-gamma) * (S_t - S_{k-1}),   phi(lr) = lr_ref * (lr / lr_ref)^p,
+    G(x) = 1 - (C * x + 1)^(-beta),   S_t = lr_0 + ... + lr_t
 
 With ``p = 1, kappa = 0`` this is the multi-power law of Luo et al. (2025, arXiv:2503.12811).
 The two extra parameters come from studying where that law misses on the shared benchmark
@@ -34,36 +35,36 @@ the annealing term, a lagged-LR noise floor, tying ``kappa`` to ``alpha``, an LR
 progress area and priors on the kernel ``(C, beta, gamma)``; none beat this law by the
 training-only cross-validation above without losing elsewhere, so this law stays the default.
 
-`lr_ref` only conditions the fit (any value gives the same family; ``B`` absorbs it); it is set to
-the largest LR of the training runs when fitting. The drop sum uses the same bounded-error
-quadrature as the multi-power law (`lrlab.laws.drops`), since ``phi`` differences telescope over a
-segment exactly as the LR differences do.
+`lr_ref` only conditions the fit (any value gives the same family; ``B`` absorbs it): the fit
+learns `lr_ref_`, the `lr_ref` parameter or, by default, the largest LR of the training runs. The
+drop sum uses the same bounded-error quadrature as the multi-power law (`lrlab.laws.drops`), since
+``phi`` differences telescope over a segment exactly as the LR differences do, and the same kernel
+(`lrlab.laws.kernel`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar
 
 import numpy as np
 
-from lrlab.laws.base import Law, register
+from lrlab.laws import kernel
+from lrlab.laws.base import Law
 from lrlab.laws.drops import DropQuadrature, build_drop_quadrature
-from lrlab.laws.power import lr_area_power
+from lrlab.laws.power_law import lr_area_power
 from lrlab.runs.model import Run
-
-_MAX_LOG_X = 600.0
+from lrlab.settings import real
 
 
 @dataclasses.dataclass(frozen=True)
-class ImprovedFeatures:
+class LRLabFeatures:
     """LR area at the steps and the drop-sum nodes."""
 
     area: np.ndarray
     drops: DropQuadrature
-    log_before: np.ndarray  # log(lr_before / lr_ref), -inf for LR 0
-    log_after: np.ndarray  # log(lr_after / lr_ref)
+    log_before: np.ndarray  # log(lr_before / lr_ref_), -inf for LR 0
+    log_after: np.ndarray  # log(lr_after / lr_ref_)
 
 
 def _power_difference(
@@ -75,51 +76,62 @@ def _power_difference(
     return a_p - b_p, by_p
 
 
-@register
-class ImprovedLaw(Law):
+@dataclasses.dataclass(kw_only=True, eq=False)
+class LRLabLaw(Law):
     """lrlab's law: multi-power law + concave drop measure + fading benefit (module docstring)."""
 
     name = "lrlab"
     summary = "lrlab's law: multi-power law with concave LR-drop measure and fading benefit"
     param_names = ("L0", "A", "alpha", "B", "C", "beta", "gamma", "p", "kappa")
     shape_params = ("C", "beta", "gamma", "p", "kappa")
-    defaults: ClassVar[dict[str, Any]] = {
-        "rel_width": 0.1,
-        "lr_bin": 0.1,
-        "lr_ref": None,
-        "prior_p": None,
-        "prior_kappa": None,
-    }
+    learned = ("lr_ref",)
 
-    def configure(self, runs: Sequence[Run]) -> None:
-        if self.config["lr_ref"] is None:
-            self.config["lr_ref"] = float(max(run.lr.max() for run in runs)) or 1.0
+    rel_width: float = real(
+        0.1, help="quadrature: relative width of the LR-area levels", low=0, low_inclusive=False
+    )
+    lr_bin: float = real(
+        0.1, help="quadrature: width of the LR bins, in log LR", low=0, low_inclusive=False
+    )
+    lr_ref: float | None = real(
+        None,
+        help="reference LR of the drop measure (default: the training runs' largest)",
+        low=0,
+        low_inclusive=False,
+    )
+    prior_p: float | None = real(
+        None, help="scale of a prior pulling p to 1 (default: none)", low=0, low_inclusive=False
+    )
+    prior_kappa: float | None = real(
+        None, help="scale of a prior pulling kappa to 0 (default: none)", low=0, low_inclusive=False
+    )
 
-    def features(self, lr: np.ndarray, steps: np.ndarray) -> ImprovedFeatures:
-        drops = build_drop_quadrature(lr, steps, self.config["rel_width"], self.config["lr_bin"])
-        lr_ref = self.config["lr_ref"] or 1.0
+    def prepare(self, runs: Sequence[Run]) -> None:
+        if self.lr_ref is not None:
+            self.lr_ref_ = self.lr_ref
+        else:
+            self.lr_ref_ = float(max(run.lr.max() for run in runs)) or 1.0
+
+    def features(self, lr: np.ndarray, steps: np.ndarray) -> LRLabFeatures:
+        drops = build_drop_quadrature(lr, steps, self.rel_width, self.lr_bin)
         with np.errstate(divide="ignore"):
-            log_before = np.log(drops.lr_before / lr_ref)
-            log_after = np.log(drops.lr_after / lr_ref)
-        return ImprovedFeatures(np.cumsum(lr)[steps], drops, log_before, log_after)
+            log_before = np.log(drops.lr_before / self.lr_ref_)
+            log_after = np.log(drops.lr_after / self.lr_ref_)
+        return LRLabFeatures(np.cumsum(lr)[steps], drops, log_before, log_after)
 
-    def curve(self, theta: np.ndarray, features: ImprovedFeatures) -> np.ndarray:
+    def curve(self, theta: np.ndarray, features: LRLabFeatures) -> np.ndarray:
         return self.curve_and_jacobian(theta, features)[0]
 
     def curve_and_jacobian(
-        self, theta: np.ndarray, features: ImprovedFeatures
+        self, theta: np.ndarray, features: LRLabFeatures
     ) -> tuple[np.ndarray, np.ndarray]:
-        L0, _, _, B, C, beta, gamma, p, kappa = theta
+        L0, _, _, B, C, _, _, p, kappa = theta
         drops, area = features.drops, features.area
-        lr_ref = self.config["lr_ref"] or 1.0
         power, power_derivatives = lr_area_power(theta, area)
-        x = np.exp(np.minimum(drops.log_area - gamma * drops.log_lr, _MAX_LOG_X))
-        log_base = np.log1p(C * x)
-        tail = np.exp(-beta * log_base)
-        slope_x = beta * tail * x / (C * x + 1.0)
+        x, log_base, tail = kernel.node_kernel(theta, drops)
+        slope_x = kernel.node_slope(theta, x, tail)
         with np.errstate(invalid="ignore"):
             weight, weight_by_p = _power_difference(features.log_before, features.log_after, p)
-        weight, weight_by_p = lr_ref * weight, lr_ref * weight_by_p
+        weight, weight_by_p = self.lr_ref_ * weight, self.lr_ref_ * weight_by_p
         columns = np.column_stack(
             [
                 weight * (1.0 - tail),
@@ -145,8 +157,8 @@ class ImprovedLaw(Law):
 
     def penalty(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The optional prior pulling ``p`` to 1 and ``kappa`` to 0 (module docstring)."""
-        scales = [self.config["prior_p"], self.config["prior_kappa"]]
-        weights = self.config["huber_delta"] / np.array([s or np.inf for s in scales])
+        scales = [self.prior_p, self.prior_kappa]
+        weights = self.huber_delta / np.array([s or np.inf for s in scales])
         jacobian = np.zeros((2, theta.size))
         jacobian[[0, 1], [7, 8]] = weights
         return weights * np.array([theta[7] - 1.0, theta[8]]), jacobian
@@ -161,3 +173,11 @@ class ImprovedLaw(Law):
             np.array([f * min_loss, 0.5, 0.5, b, 2.0, 0.6, 0.6, 1.0, 0.0])
             for f, b in ((0.9, 500.0), (0.95, 100.0), (0.85, 2000.0))
         ]
+
+    def final_loss_and_gradient(self, lr: np.ndarray) -> tuple[float, np.ndarray]:
+        """Exact (not by quadrature): `lrlab.laws.kernel.final_loss_and_gradient`."""
+        self._require_fitted()
+        p, kappa = self.params_[7:9]
+        return kernel.final_loss_and_gradient(
+            lr, self.params_, p=p, kappa=kappa, lr_ref=self.lr_ref_
+        )

@@ -1,27 +1,27 @@
 """The multi-power law of Luo et al. (2025), "A Multi-Power Law for Loss Curve Prediction Across
 Learning Rate Schedules", ICLR 2025, arXiv:2503.12811:
 
-    L(t) = L0 + A * S_t^(-alpha) - B * sum_{k=1..t} (lr_{k-1} - lr_k) * G(lr_k^(-gamma) * (S_t - S_{k-1}))
+    L(t) = L0 + A * S_t^(-alpha)
+           - B * sum_{k=1..t} (lr_{k-1} - lr_k) * G(lr_k^(-gamma) * (S_t - S_{k-1}))
     G(x) = 1 - (C * x + 1)^(-beta),   S_t = lr_0 + ... + lr_t,
 
 exactly as the reference code evaluates it (so the published parameters reproduce the published
 table). The drop sum is computed by `lrlab.laws.drops.DropQuadrature` (bounded error, far fewer
-terms than steps x points); ``evaluation="exact"`` sums it term by term instead.
+terms than steps x points); ``evaluation="exact"`` sums it term by term instead. The kernel ``G``
+is `lrlab.laws.kernel`'s, shared with lrlab's law.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
 
 import numpy as np
 
-from lrlab.errors import LrlabError
-from lrlab.laws.base import Law, register
-from lrlab.laws.drops import DropQuadrature, build_drop_quadrature, exact_drop_sum
-from lrlab.laws.power import lr_area_power
-
-_MAX_LOG_X = 600.0  # exp(600) is finite; G is 1 to double precision long before
+from lrlab.laws import kernel
+from lrlab.laws.base import Law
+from lrlab.laws.drops import DropQuadrature, build_drop_quadrature
+from lrlab.laws.power_law import lr_area_power
+from lrlab.settings import choice, real
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,29 +34,22 @@ class MultiPowerFeatures:
     steps: np.ndarray
 
 
-def _kernel(theta: np.ndarray, drops: DropQuadrature) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    C, beta, gamma = theta[4:7]
-    x = np.exp(np.minimum(drops.log_area - gamma * drops.log_lr, _MAX_LOG_X))
-    log_base = np.log1p(C * x)
-    return x, log_base, np.exp(-beta * log_base)  # the last is (Cx + 1)^-beta
-
-
 def drop_sum(theta: np.ndarray, drops: DropQuadrature) -> np.ndarray:
     """Per-point sum of ``d * G`` for ``theta[4:7] = C, beta, gamma``."""
-    _, _, tail = _kernel(theta, drops)
+    _, _, tail = kernel.node_kernel(theta, drops)
     return drops.total(1.0 - tail)
 
 
 def drop_terms(theta: np.ndarray, drops: DropQuadrature) -> np.ndarray:
     """Per-point sums of d*G, d*dG/dC, d*dG/dbeta, d*dG/dgamma (points x 4)."""
-    C, beta = theta[4:6]
-    x, log_base, tail = _kernel(theta, drops)
-    slope_x = beta * tail * x / (C * x + 1.0)  # x * dG/d(Cx)
+    C = theta[4]
+    x, log_base, tail = kernel.node_kernel(theta, drops)
+    slope_x = kernel.node_slope(theta, x, tail)
     columns = np.column_stack([1.0 - tail, slope_x, tail * log_base, -C * slope_x * drops.log_lr])
     return drops.total(columns)
 
 
-@register
+@dataclasses.dataclass(kw_only=True, eq=False)
 class MultiPowerLaw(Law):
     """Multi-power law (Luo et al. 2025, arXiv:2503.12811), see the module docstring."""
 
@@ -64,19 +57,23 @@ class MultiPowerLaw(Law):
     summary = "multi-power law, Luo et al. 2025 (arXiv:2503.12811)"
     param_names = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
     shape_params = ("C", "beta", "gamma")
-    defaults: ClassVar[dict[str, Any]] = {"evaluation": "fast", "rel_width": 0.05, "lr_bin": 0.05}
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        if self.config["evaluation"] not in ("fast", "exact"):
-            raise LrlabError("law 'mpl': option evaluation must be 'fast' or 'exact'")
+    evaluation: str = choice(
+        "fast",
+        help="drop sum by bounded-error quadrature, or term by term",
+        choices=("fast", "exact"),
+    )
+    rel_width: float = real(
+        0.05, help="quadrature: relative width of the LR-area levels", low=0, low_inclusive=False
+    )
+    lr_bin: float = real(
+        0.05, help="quadrature: width of the LR bins, in log LR", low=0, low_inclusive=False
+    )
 
     def features(self, lr: np.ndarray, steps: np.ndarray) -> MultiPowerFeatures:
         drops = None
-        if self.config["evaluation"] == "fast":
-            drops = build_drop_quadrature(
-                lr, steps, self.config["rel_width"], self.config["lr_bin"]
-            )
+        if self.evaluation == "fast":
+            drops = build_drop_quadrature(lr, steps, self.rel_width, self.lr_bin)
         return MultiPowerFeatures(np.cumsum(lr)[steps], drops, lr, steps)
 
     def curve(self, theta: np.ndarray, features: MultiPowerFeatures) -> np.ndarray:
@@ -84,7 +81,7 @@ class MultiPowerLaw(Law):
         power, _ = lr_area_power(theta, features.area)
         if features.drops is None:
             C, beta, gamma = theta[4:7]
-            drops = exact_drop_sum(features.lr, features.steps, C, beta, gamma)
+            drops = kernel.exact_drop_sum(features.lr, features.steps, C, beta, gamma)
         else:
             drops = drop_sum(theta, features.drops)
         return L0 + power - B * drops
@@ -111,3 +108,9 @@ class MultiPowerLaw(Law):
             np.array([f * min_loss, 0.5, 0.5, b, 2.0, 0.6, 0.6])
             for f, b in ((0.85, 500.0), (0.95, 100.0), (0.9, 2000.0))
         ]
+
+    def final_loss_and_gradient(self, lr: np.ndarray) -> tuple[float, np.ndarray]:
+        """Exact (not by quadrature): `lrlab.laws.kernel.final_loss_and_gradient` with
+        ``p = 1, kappa = 0``."""
+        self._require_fitted()
+        return kernel.final_loss_and_gradient(lr, self.params_, p=1.0, kappa=0.0, lr_ref=1.0)

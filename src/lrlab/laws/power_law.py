@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lrlab.laws.base import Law, register
+from lrlab.laws.base import Law
 
 
 def lr_area_power(theta: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +22,14 @@ def lr_area_power(theta: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.n
     return amplitude * power, np.column_stack([power, -amplitude * power * np.log(area)])
 
 
-@register
+def final_area_power(lr: np.ndarray, amplitude: float, alpha: float) -> tuple[float, np.ndarray]:
+    """``A * S^-alpha`` at the last step of the per-step LR `lr` (``S = lr_0 + ... + lr_T``) and
+    its gradient by every step's LR (each one adds to ``S``)."""
+    area = float(lr.sum())
+    value = amplitude * area**-alpha
+    return value, np.full(lr.size, -alpha * value / area)
+
+
 class PowerLaw(Law):
     """L = L0 + A * S1^-alpha (no annealing term; the baseline)."""
 
@@ -45,3 +52,9 @@ class PowerLaw(Law):
 
     def starts(self, min_loss: float) -> list[np.ndarray]:
         return [np.array([f * min_loss, 0.5, alpha]) for f in (0.8, 0.95) for alpha in (0.3, 0.6)]
+
+    def final_loss_and_gradient(self, lr: np.ndarray) -> tuple[float, np.ndarray]:
+        self._require_fitted()
+        L0, amplitude, alpha = self.params_
+        value, gradient = final_area_power(np.asarray(lr, dtype=np.float64), amplitude, alpha)
+        return L0 + value, gradient

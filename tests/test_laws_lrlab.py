@@ -1,13 +1,14 @@
-"""lrlab's own law: it contains the multi-power law, and its analytic Jacobian is right."""
+"""lrlab's own law (`LRLabLaw`): it contains the multi-power law, its analytic Jacobian is right,
+and its reference LR is learned, not written into its parameters."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import shared_data as shared
 from law_helpers import require_shared_data
 from lrlab.laws import evaluate, get_law, mean_metrics
-from lrlab.runs import shared
 
 MPL_25M = np.array(
     [3.04045406, 0.52468604, 0.50786857, 363.78751622, 2.06560812, 0.58279013, 0.64142257]
@@ -25,8 +26,8 @@ def test_reduces_to_multi_power_law_with_p_1_and_kappa_0():
     lr, steps = _lr(), np.arange(100, 4000, 30)
     mpl = get_law("mpl")
     mpl.params_ = MPL_25M
-    law = get_law("lrlab", lr_ref=3e-4, rel_width=0.05, lr_bin=0.05)  # mpl's quadrature
-    law.params_ = np.r_[MPL_25M, 1.0, 0.0]
+    law = get_law("lrlab", rel_width=0.05, lr_bin=0.05)  # mpl's quadrature
+    law.params_, law.lr_ref_ = np.r_[MPL_25M, 1.0, 0.0], 3e-4
     np.testing.assert_allclose(law.predict(lr, steps), mpl.predict(lr, steps), rtol=1e-12)
 
 
@@ -39,7 +40,8 @@ def test_analytic_jacobian_matches_finite_differences(name):
         "momentum": np.array([3.0, 0.5, 0.5, 1.5, 0.995]),
         "power": MPL_25M[:3],
     }[name]
-    law = get_law(name, lr_ref=3e-4) if name == "lrlab" else get_law(name)
+    law = get_law(name)
+    law.lr_ref_ = 3e-4  # what a fit would learn from runs at peak 3e-4 (used by lrlab only)
     features = law.features(lr, steps)
     _, jacobian = law.curve_and_jacobian(theta, features)
     for index in range(theta.size):

@@ -1,0 +1,92 @@
+"""The laws by name: `REGISTRY`, `LAW_NAMES`, `DEFAULT_LAW`, `get_law`, `load_law`.
+
+A law is one file: every module of this package whose name ends in ``_law`` (``power_law.py``,
+``lrlab_law.py``, ...) is imported here, and every concrete `Law` subclass it defines is
+registered under its `name`. Adding a law is adding such a file; no other file lists the laws.
+A law defined outside the package (in a user's own code) is added with `register`.
+
+Importing the law modules stays cheap (numpy and scipy; no torch or matplotlib), so listing the
+laws costs little.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+from lrlab.errors import LrlabError
+from lrlab.laws.base import FORMAT, Law
+from lrlab.mapping_file import read_mapping
+from lrlab.settings import from_mapping
+
+# The laws of the paper trail first, in order of complexity, then any other law by name.
+_FIRST = ("power", "momentum", "mpl", "lrlab")
+DEFAULT_LAW = "lrlab"
+REGISTRY: dict[str, type[Law]] = {}
+
+
+def register(cls: type[Law]) -> type[Law]:
+    """Make the law class `cls` reachable by its `name` (`get_law`, `load_law`, ``lrlab
+    laws``); the law files of this package need not call it."""
+    if not (inspect.isclass(cls) and issubclass(cls, Law)) or inspect.isabstract(cls):
+        raise LrlabError(f"register: {cls!r} is not a law class (a concrete subclass of Law)")
+    taken = REGISTRY.get(cls.name)
+    if taken is not None and taken is not cls:
+        raise LrlabError(
+            f"law name {cls.name!r} of {cls.__module__}.{cls.__qualname__} is taken by "
+            f"{taken.__module__}.{taken.__qualname__}"
+        )
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def discover(directory: Path, package: str) -> None:
+    """Import every ``*_law`` module of the package `package` (whose files are in `directory`)
+    and register the concrete `Law` subclasses each defines."""
+    for info in sorted(pkgutil.iter_modules([str(directory)]), key=lambda info: info.name):
+        if not info.name.endswith("_law"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        for value in vars(module).values():
+            defined_here = inspect.isclass(value) and value.__module__ == module.__name__
+            if defined_here and issubclass(value, Law) and not inspect.isabstract(value):
+                register(value)
+
+
+def _put_in_order() -> tuple[str, ...]:
+    """Reorder `REGISTRY` as documented (the laws of `_FIRST`, then the others by name), so that
+    every listing of the laws agrees; return the names."""
+    rank = {name: index for index, name in enumerate(_FIRST)}
+    names = sorted(REGISTRY, key=lambda name: (rank.get(name, len(rank)), name))
+    for name in names:
+        REGISTRY[name] = REGISTRY.pop(name)
+    return tuple(names)
+
+
+discover(Path(__file__).parent, __package__)
+#: The laws of this package: power, momentum, mpl, lrlab, then any others by name (a law added
+#: later with `register` is in `REGISTRY` only).
+LAW_NAMES = _put_in_order()
+
+
+def get_law(name: str, **params: Any) -> Law:
+    """A new, unfitted law by registered name, built from keyword parameters (checked: an unknown
+    one is an error that names the law's parameters)."""
+    if name not in REGISTRY:
+        raise LrlabError(f"unknown law {name!r} (laws: {', '.join(REGISTRY)})")
+    return from_mapping(REGISTRY[name], params, f"law {name!r}")
+
+
+def load_law(path: str | Path) -> Law:
+    """Read a saved law fit; the law is looked up by the name stored in the file."""
+    path = Path(path)
+    data = read_mapping(path, "law fit")
+    if data.get("format") != FORMAT:
+        raise LrlabError(f"{path}: not an lrlab law fit (field 'format' is not {FORMAT!r})")
+    name = data.get("law")
+    if name not in REGISTRY:
+        raise LrlabError(f"{path}: field 'law' names unknown law {name!r}")
+    return REGISTRY[name].from_dict(data, source=str(path))
