@@ -9,12 +9,13 @@ import pytest
 
 from lrlab.cli import main
 from lrlab.design.continual import plan_continual
-from lrlab.design.optimize import FAMILIES, budget_sweep, design_schedule
+from lrlab.design.optimize import FAMILIES, Forecast, budget_sweep, optimize_schedule
 from lrlab.design.refine import refine_schedule, refined_lr
 from lrlab.errors import LrlabError
-from lrlab.laws import REGISTRY
-from lrlab.runs.shared import load_shared_runs, shared_data_available
+from lrlab.laws import REGISTRY, get_law
+from lrlab.runs import Run
 from lrlab.schedules import WarmupSchedule, load_spec, parse
+from shared_data import load_shared_runs, shared_data_available
 
 needs_shared = pytest.mark.skipif(
     not shared_data_available(), reason="shared data (../shared/data/mpl-loss-curves) not found"
@@ -25,15 +26,16 @@ STEPS, PEAK, WARMUP = 12000, 3e-4, 500
 @pytest.fixture(scope="module")
 def law():
     """The multi-power law fitted to the first 12000 steps of two real 25M runs."""
-    runs = [run.until(STEPS - 1) for run in load_shared_runs("25M", ("constant_24000",
-                                                                   "cosine_24000"))]
+    runs = [
+        run.until(STEPS - 1) for run in load_shared_runs("25M", ("constant_24000", "cosine_24000"))
+    ]
     return REGISTRY["mpl"](bands=False).fit(runs)
 
 
 @needs_shared
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_family_beats_or_matches_its_start_and_stays_valid(law, family):
-    design = design_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family=family)
+    design = optimize_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family=family)
     lr = design.best.schedule(np.arange(STEPS))
     assert np.all(np.isfinite(lr)) and lr.max() <= PEAK * (1 + 1e-12)
     after = lr[WARMUP:]
@@ -46,19 +48,19 @@ def test_each_family_beats_or_matches_its_start_and_stays_valid(law, family):
 
 @needs_shared
 def test_free_form_is_at_least_as_good_as_every_family(law):
-    free = design_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family="free")
+    free = optimize_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family="free")
     for family in ("cosine", "linear", "wsd"):
-        other = design_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family=family)
+        other = optimize_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family=family)
         assert free.best.final_loss <= other.best.final_loss + 1e-9
 
 
 @needs_shared
 def test_budget_sweep_branches_inside_each_budget(law):
     points = budget_sweep(law, [4000, 8000, 12000], peak=PEAK, warmup=WARMUP)
-    assert [p.steps for p in points] == [4000, 8000, 12000]
+    assert [p.budget for p in points] == [4000, 8000, 12000]
     losses = [p.forecast.final_loss for p in points]
     assert losses == sorted(losses, reverse=True)  # more steps, lower loss
-    assert all(WARMUP <= p.branch_step < p.steps for p in points)
+    assert all(WARMUP <= p.branch_step < p.budget for p in points)
 
 
 def test_refinement_of_constant_norms_is_linear_decay():
@@ -99,8 +101,24 @@ def test_continual_plans_cover_base_and_stage(law):
 def test_command_line(tmp_path, capsys, law):
     fit = law.save(tmp_path / "fit.json")
     out = tmp_path / "schedule.json"
-    assert main(["optimize", str(fit), "--steps", "6000", "--family", "wsd", "--budgets",
-                 "3000,6000", "-o", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "optimize",
+                str(fit),
+                "--budget",
+                "6000",
+                "--family",
+                "wsd",
+                "--budgets",
+                "3000,6000",
+                "-o",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["best"]["spec"]["name"] == "wsd"
     assert [b["steps"] for b in result["budgets"]] == [3000, 6000]
@@ -114,8 +132,123 @@ def test_command_line(tmp_path, capsys, law):
     assert main(["refine", str(log), "-o", str(refined)]) == 0
     assert load_spec(refined)(np.arange(2991)).max() == pytest.approx(1e-3)
 
-    assert main(["plan-continual", str(fit), "--base", "cosine(peak=3e-4, total=6000)",
-                 "--base-steps", "6000", "--stage-steps", "2000"]) == 0
+    assert (
+        main(
+            [
+                "plan-continual",
+                str(fit),
+                "--base",
+                "cosine(peak=3e-4, total=6000)",
+                "--base-steps",
+                "6000",
+                "--stage-steps",
+                "2000",
+            ]
+        )
+        == 0
+    )
     assert "rewarm-redecay" in capsys.readouterr().out
-    assert main(["plan-continual", str(fit), "--base", "constant(peak=3e-4)",
-                 "--stage-steps", "2000"]) == 2
+    assert (
+        main(["plan-continual", str(fit), "--base", "constant(peak=3e-4)", "--stage-steps", "2000"])
+        == 2
+    )
+
+
+# --- the design commands on a synthetic fit (no shared data needed) -----------------------------
+
+
+@pytest.fixture(scope="module")
+def power_fit(tmp_path_factory):
+    """The power law fitted to a SYNTHETIC constant run (loss ``2 + 0.5 * S1^-0.4``), saved."""
+    lr = np.concatenate([np.linspace(0, 1e-3, 50), np.full(950, 1e-3)])
+    steps = np.arange(10, 1000, 10)
+    run = Run("constant", lr, steps, 2.0 + 0.5 * np.cumsum(lr)[steps] ** -0.4)
+    law = get_law("power", bands=False).fit([run])
+    return law.save(tmp_path_factory.mktemp("fit") / "fit.json")
+
+
+def test_forecast_as_json():
+    schedule = parse("cosine(peak=1e-3, total=100)")
+    assert Forecast(schedule, 2.5, 2.25, 2.75).to_dict() == {
+        "spec": schedule.to_spec(),
+        "final_loss": 2.5,
+        "band": [2.25, 2.75],
+    }
+
+
+def test_optimize_writes_the_design_as_json(power_fit, capsys):
+    assert (
+        main(
+            [
+                "optimize",
+                str(power_fit),
+                "--budget",
+                "600",
+                "--family",
+                "linear",
+                "--json",
+                "--budgets",
+                "300,600",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert list(result) == ["family", "steps", "best", "baselines", "gain"] + ["budgets"]
+    assert result["family"] == "linear" and result["steps"] == 600
+    assert set(result["best"]) == {"spec", "final_loss", "band"}
+    assert result["best"]["spec"]["total"] == 600
+    assert (
+        set(result["baselines"])
+        == set(result["gain"])
+        == {"cosine-10%", "wsd-20%-linear", "linear-to-zero"}
+    )
+    for name, baseline in result["baselines"].items():
+        assert result["gain"][name] == baseline["final_loss"] - result["best"]["final_loss"]
+    assert [set(point) for point in result["budgets"]] == [
+        {"steps", "spec", "final_loss", "band", "branch_step"}
+    ] * 2
+    assert [point["steps"] for point in result["budgets"]] == [300, 600]
+
+
+def test_optimize_steps_is_a_deprecated_alias_of_budget(power_fit, capsys):
+    arguments = [str(power_fit), "--family", "linear", "--json"]
+    assert main(["optimize", "--budget", "400", *arguments]) == 0
+    new = capsys.readouterr()
+    assert main(["optimize", "--steps", "400", *arguments]) == 0
+    old = capsys.readouterr()
+    assert old.out == new.out and new.err == ""
+    assert old.err == "lrlab: --steps is deprecated here; use --budget\n"
+
+
+def test_optimize_needs_a_budget(power_fit, capsys):
+    assert main(["optimize", str(power_fit)]) == 2
+    assert "lrlab: error: --budget is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["optimize", "--help"])
+    assert "deprecated: the old name of --budget" in " ".join(capsys.readouterr().out.split())
+
+
+def test_plan_continual_writes_each_plan_as_a_forecast(power_fit, tmp_path, capsys):
+    out = tmp_path / "plans.json"
+    assert (
+        main(
+            [
+                "plan-continual",
+                str(power_fit),
+                "--base",
+                "constant(peak=1e-3)",
+                "--base-steps",
+                "1000",
+                "--stage-steps",
+                "200",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    plans = json.loads(out.read_text())
+    assert list(plans) == ["rewarm-redecay", "infinite", "constant"]
+    assert all(set(plan) == {"spec", "final_loss", "band"} for plan in plans.values())
+    assert plans["constant"]["spec"]["name"] == "join"

@@ -1,4 +1,5 @@
-"""`lrlab study`: on logged runs, on a tiny wind-tunnel setup, and the report as a person sees it."""
+"""`lrlab study`: its settings, on logged runs, on a tiny wind-tunnel setup, and the report as a
+person sees it."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
-import numpy as np
 import pytest
+import yaml
 
 from lrlab.cli import main
-from lrlab.runs.shared import load_shared_runs, shared_data_available
-from lrlab.study import describe_shape, study_config, study_default, study_runs
+from lrlab.errors import LrlabError
+from lrlab.study import StudyConfig, _run_folder, study_default, study_runs
+from shared_data import load_shared_runs, shared_data_available
 
 needs_shared = pytest.mark.skipif(
     not shared_data_available(), reason="shared data (../shared/data/mpl-loss-curves) not found"
@@ -24,8 +27,10 @@ HOSTILE = "<script>alert(1)</script>"
 @pytest.fixture(scope="module")
 def logs_study(tmp_path_factory):
     """A study of three real 25M runs, cut to 12000 steps, one of them with a hostile name."""
-    runs = [run.until(11999) for run in
-            load_shared_runs("25M", ("constant_24000", "cosine_24000", "wsdcon_9"))]
+    runs = [
+        run.until(11999)
+        for run in load_shared_runs("25M", ("constant_24000", "cosine_24000", "wsdcon_9"))
+    ]
     runs[0] = dataclasses.replace(runs[0], name=HOSTILE, source="/logs/<b>bold</b>.csv")
     out = tmp_path_factory.mktemp("study")
     return out, study_runs(runs, out, budget=12000)
@@ -70,49 +75,157 @@ def test_report_renders_without_horizontal_scrolling(logs_study, tmp_path):
     out, _ = logs_study
     page = (out / "report.html").read_text()
     # The report has no script; a probe added to a copy reports the page's layout width.
-    probe = ("<script>document.title = 'width ' + document.documentElement.scrollWidth + ' of ' "
-             "+ window.innerWidth;</script></body>")
+    probe = (
+        "<script>document.title = 'width ' + document.documentElement.scrollWidth + ' of ' "
+        "+ window.innerWidth;</script></body>"
+    )
     probed = tmp_path / "probe.html"
     probed.write_text(page.replace("</body>", probe))
-    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1024,900"]
-    dom = subprocess.run([*flags, "--dump-dom", probed.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=False).stdout
+    flags = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1024,900",
+    ]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", probed.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
     width, window = map(int, re.search(r"<title>width (\d+) of (\d+)</title>", dom).groups())
     assert width <= window
     shot = out / "report-screenshot.png"
-    subprocess.run([*flags, f"--screenshot={shot}", (out / "report.html").as_uri()],
-                   capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", (out / "report.html").as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_shape_description():
-    lr = np.concatenate([np.linspace(0, 1, 10), np.ones(70), np.linspace(1, 0, 20)])
-    text = describe_shape(lr)
-    assert text.startswith("peak 1 at step 9, held until step 81")
-    assert describe_shape(np.ones(5)) == "peak 1 at step 0, held to the end"
+def test_default_study_reuses_the_run_folders_of_earlier_versions():
+    """The fit runs of the default study keep the folder names lrlab 0.1.0 gave them (computed
+    with that version's code), so an existing study folder is resumed, not trained again."""
+    config = StudyConfig()
+    folders = [
+        _run_folder(Path("study"), f"fit-{name}", schedule, config.tunnel).name
+        for name, schedule in config.fit_runs().items()
+    ]
+    assert folders == ["fit-constant-c9372f43", "fit-cosine-674ae99d", "fit-two-stage-7ea0fc94"]
 
 
-def test_study_config_errors_name_the_field():
-    with pytest.raises(Exception, match="unknown field 'budgett'"):
-        study_config({"budgett": 100})
-    with pytest.raises(Exception, match="budget=-3 must be a int >= 20"):
-        study_config({"budget": -3})
-    with pytest.raises(Exception, match="verify: 'best' is not one of"):
-        study_config({"verify": ["best"]})
+def test_default_study_settings_are_those_of_earlier_versions():
+    """What the summary records as ``study_config`` (lrlab 0.1.0's default study)."""
+    assert StudyConfig().to_dict() == {
+        "budget": 800,
+        "peak": 0.003,
+        "warmup": 40,
+        "fit_schedules": {
+            "constant": "constant(peak={peak}, warmup={warmup})",
+            "cosine": "cosine(peak={peak}, total={budget}, warmup={warmup}, end_ratio=0.1)",
+            "two-stage": "two_stage(peak={peak}, warmup={warmup}, drop_step={drop_step}, "
+            "low={low})",
+        },
+        "verify": ["recommended", "wsd-20%-linear"],
+        "tunnel": {
+            "model": {"d_model": 64, "n_layers": 2, "n_heads": 4},
+            "data": {"corpus": "stdlib", "max_bytes": 8_000_000},
+            "train": {
+                "batch_size": 16,
+                "seq_len": 64,
+                "eval_interval": 10,
+                "eval_batches": 4,
+                "checkpoint_interval": 100,
+                "seed": 0,
+            },
+        },
+    }
+    assert [str(s) for s in StudyConfig().fit_runs().values()] == [
+        "constant(peak=0.003, warmup=40)",
+        "cosine(peak=0.003, total=800, warmup=40, end_ratio=0.1)",
+        "two_stage(peak=0.003, drop_step=480, low=0.0003, warmup=40)",
+    ]
+
+
+def test_user_settings_override_the_default_study_field_by_field():
+    config = StudyConfig.from_mapping(
+        {
+            "budget": 200.0,
+            "verify": ["recommended"],
+            "tunnel": {"model": {"d_model": 32}, "optim": {"beta2": 0.99}},
+        }
+    )
+    assert config.budget == 200 and isinstance(config.budget, int)
+    assert config.verify == ("recommended",)
+    assert config.tunnel["model"] == {"d_model": 32, "n_layers": 2, "n_heads": 4}
+    assert config.tunnel["optim"] == {"beta2": 0.99}
+    assert config.tunnel["data"] == StudyConfig().tunnel["data"]
+    assert StudyConfig(**config.to_dict()) == config  # merging again changes nothing
+    assert StudyConfig.from_mapping(None) == StudyConfig()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"budgett": 100}, "study.yaml: unknown field 'budgett', did you mean 'budget'?"),
+        ({"budget": -3}, "study.yaml: budget=-3 is out of range (an integer in [20, inf))"),
+        ({"budget": True}, "study.yaml: budget=True is not an integer"),
+        ({"peak": 0}, "study.yaml: peak=0 is out of range (a number in (0, inf))"),
+        ({"warmup": 400}, "study.yaml: warmup=400 must be under half the budget"),
+        ({"verify": ["best"]}, "study.yaml: verify: 'best' is not one of"),
+        ({"verify": "recommended"}, "study.yaml: verify must be a list of strings"),
+        ({"fit_schedules": {}}, "study.yaml: fit_schedules must map run names to schedule specs"),
+        ({"fit_schedules": {"a": 3}}, "study.yaml: fit_schedules.a=3 must be a spec string"),
+        (
+            {"fit_schedules": {"a": "constant(peak={top})"}},
+            "study.yaml: fit_schedules.a: bad placeholder in 'constant(peak={top})'",
+        ),
+        (
+            {"fit_schedules": {"a": "cosine(peak={peak})"}},
+            "study.yaml: fit_schedules.a: cosine: total is required",
+        ),
+        ({"tunnel": {"model": 64}}, "study.yaml: tunnel.model=64 must be a mapping"),
+        ({"tunnel": []}, "study.yaml: tunnel=[] must be a mapping"),
+        ([1, 2], "study.yaml: must be a mapping of fields"),
+        ({"source": "x"}, "study.yaml: unknown field 'source'"),
+    ],
+)
+def test_study_config_errors_name_the_file_and_field(data, message):
+    with pytest.raises(LrlabError, match=re.escape(message)):
+        StudyConfig.from_mapping(data, source="study.yaml")
 
 
 def test_default_study_on_a_tiny_setup_trains_verifies_and_resumes(tmp_path, capsys):
     pytest.importorskip("torch")
     config = {
-        "budget": 120, "peak": 3e-3, "warmup": 10, "verify": ["recommended"],
+        "budget": 120,
+        "peak": 3e-3,
+        "warmup": 10,
+        "verify": ["recommended"],
         "tunnel": {
             "model": {"d_model": 32, "n_layers": 1, "n_heads": 2},
-            "data": {"corpus": "english", "max_bytes": 60_000,
-                     "cache_dir": str(tmp_path / "cache")},
-            "train": {"batch_size": 4, "seq_len": 32, "eval_interval": 5, "eval_batches": 2,
-                      "progress": "off"},
+            "data": {
+                "corpus": "english",
+                "max_bytes": 60_000,
+                "cache_dir": str(tmp_path / "cache"),
+            },
+            "train": {
+                "batch_size": 4,
+                "seq_len": 32,
+                "eval_interval": 5,
+                "eval_batches": 2,
+                "progress": "off",
+            },
         },
     }
     messages: list[str] = []
@@ -132,3 +245,11 @@ def test_default_study_on_a_tiny_setup_trains_verifies_and_resumes(tmp_path, cap
 def test_command_line_errors_are_one_line(capsys):
     assert main(["study", "--runs"]) == 2
     assert "lrlab: error: --runs needs at least one log file" in capsys.readouterr().err
+
+
+def test_the_readme_study_config_example_is_valid():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = StudyConfig.from_mapping(yaml.safe_load(example), source="README.md")
+    assert config.budget == 1500 and list(config.fit_runs()) == ["constant", "cosine"]
+    assert config.tunnel["model"] == {"d_model": 96, "n_layers": 3, "n_heads": 4}

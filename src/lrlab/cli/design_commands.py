@@ -1,16 +1,19 @@
-"""``lrlab optimize | refine | plan-continual``: from a fitted law (or a logged run) to a schedule."""
+"""``lrlab optimize | refine | plan-continual``: from a fitted law (or a logged run) to a
+schedule."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from lrlab.atomic import atomic_write_text
 from lrlab.design.continual import plan_continual
-from lrlab.design.optimize import FAMILIES, Design, Forecast, budget_sweep, design_schedule
+from lrlab.design.optimize import FAMILIES, budget_sweep, optimize_schedule
 from lrlab.design.refine import VARIANTS, refine_schedule
 from lrlab.errors import LrlabError
 from lrlab.laws import Law, load_law
@@ -24,15 +27,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "optimize", help="the schedule a fitted law predicts to end at the lowest loss"
     )
     optimize.add_argument("fit", metavar="FIT.json")
-    optimize.add_argument("--steps", type=int, required=True, help="step budget")
-    optimize.add_argument("--family", default="free", choices=FAMILIES,
-                          help="schedule family, or free-form (default)")
+    # Not required=True: the deprecated --steps may give it instead (checked in run_optimize).
+    optimize.add_argument(
+        "--budget", type=int, metavar="N", help="step budget: the schedule's length (required)"
+    )
+    optimize.add_argument(
+        "--steps",
+        dest="budget",
+        type=int,
+        metavar="N",
+        action=_DeprecatedAlias,
+        new="--budget",
+        help="deprecated: the old name of --budget",
+    )
+    optimize.add_argument(
+        "--family", default="free", choices=FAMILIES, help="schedule family, or free-form (default)"
+    )
     _add_peak_and_warmup(optimize)
     optimize.add_argument("--knots", type=int, default=48, help="free-form knots (default 48)")
-    optimize.add_argument("--smoothness", type=float, default=0.0,
-                          help="free-form curvature penalty (default 0)")
-    optimize.add_argument("--budgets", help="also: best WSD loss and branch step for these "
-                          "comma-separated budgets")
+    optimize.add_argument(
+        "--smoothness", type=float, default=0.0, help="free-form curvature penalty (default 0)"
+    )
+    optimize.add_argument(
+        "--budgets", help="also: best WSD loss and branch step for these comma-separated budgets"
+    )
     optimize.add_argument("-o", "--output", metavar="SCHEDULE.json", help="write the spec")
     optimize.add_argument("--plot", metavar="FILE.png", help="plot the schedule and baselines")
     optimize.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -43,10 +61,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     refine.add_argument("run", metavar="RUN", help="log with a gradient-norm column")
     refine.add_argument("--column", default="grad_norm", help="gradient-norm column")
-    refine.add_argument("--variant", default="sgd", choices=sorted(VARIANTS),
-                        help="sgd: w = g^-2 (l2 norms); adam: w = g^-1 (l1 norms)")
-    refine.add_argument("--smoothing", type=float, default=0.1,
-                        help="median-filter width as a fraction of the run (default 0.1)")
+    refine.add_argument(
+        "--variant",
+        default="sgd",
+        choices=sorted(VARIANTS),
+        help="sgd: w = g^-2 (l2 norms); adam: w = g^-1 (l1 norms)",
+    )
+    refine.add_argument(
+        "--smoothing",
+        type=float,
+        default=0.1,
+        help="median-filter width as a fraction of the run (default 0.1)",
+    )
     refine.add_argument("--peak", type=float, help="peak LR (default: the run's largest LR)")
     refine.add_argument("-o", "--output", metavar="SCHEDULE.json", required=True)
     refine.set_defaults(handler=run_refine)
@@ -59,10 +85,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan.add_argument("--base-steps", type=int, help="steps of the base run (default: its log)")
     plan.add_argument("--stage-steps", type=int, required=True, help="steps of the new stage")
     plan.add_argument("--peak", type=float, help="re-warming peak LR (default: the fitted runs')")
-    plan.add_argument("--warmup", type=int,
-                      help="re-warming steps (default: 1%% of the stage, as Ibrahim et al. 2024)")
+    plan.add_argument(
+        "--warmup",
+        type=int,
+        help="re-warming steps (default: 1%% of the stage, as Ibrahim et al. 2024)",
+    )
     plan.add_argument("-o", "--output", metavar="PLAN.json", help="write the plans as JSON")
     plan.set_defaults(handler=run_plan_continual)
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old flag that still works as the flag `new` (same dest), with one line on stderr saying
+    so: scripts written for the old name keep running while their authors learn the new one."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kwargs: Any):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"lrlab: {option_string} is deprecated here; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _add_peak_and_warmup(parser: argparse.ArgumentParser) -> None:
@@ -72,46 +120,37 @@ def _add_peak_and_warmup(parser: argparse.ArgumentParser) -> None:
 
 def _peak_and_warmup(args: argparse.Namespace, law: Law) -> tuple[float, int]:
     info = law.fit_info_
-    peak = args.peak if args.peak is not None else info.get("peak_lr")
-    warmup = args.warmup if args.warmup is not None else info.get("warmup_steps", 0)
+    peak = args.peak if args.peak is not None else info.get("peak")
+    warmup = args.warmup if args.warmup is not None else info.get("warmup", 0)
     if peak is None:
         raise LrlabError("--peak is required: the fit does not record its runs' peak LR")
     return float(peak), int(warmup)
 
 
-def _forecast_json(forecast: Forecast) -> dict[str, Any]:
-    return {
-        "spec": forecast.schedule.to_spec(),
-        "final_loss": forecast.final_loss,
-        "band": [forecast.low, forecast.high],
-    }
-
-
-def _design_json(design: Design) -> dict[str, Any]:
-    return {
-        "family": design.family,
-        "steps": design.steps,
-        "best": _forecast_json(design.best),
-        "baselines": {name: _forecast_json(f) for name, f in design.baselines.items()},
-        "gain": {name: design.gain(name) for name in design.baselines},
-    }
-
-
 def run_optimize(args: argparse.Namespace) -> int:
+    if args.budget is None:
+        raise LrlabError("--budget is required (the step budget to optimise the schedule for)")
     law = load_law(args.fit)
     peak, warmup = _peak_and_warmup(args, law)
-    design = design_schedule(law, args.steps, peak=peak, warmup=warmup, family=args.family,
-                             knots=args.knots, smoothness=args.smoothness)
-    result = _design_json(design)
+    design = optimize_schedule(
+        law,
+        args.budget,
+        peak=peak,
+        warmup=warmup,
+        family=args.family,
+        knots=args.knots,
+        smoothness=args.smoothness,
+    )
+    result = design.to_dict()
     if args.budgets:
         try:
             budgets = [int(text) for text in args.budgets.split(",")]
         except ValueError:
-            raise LrlabError(f"--budgets={args.budgets!r} must be comma-separated integers") from None
+            raise LrlabError(
+                f"--budgets={args.budgets!r} must be comma-separated integers"
+            ) from None
         result["budgets"] = [
-            {"steps": point.steps, "final_loss": point.forecast.final_loss,
-             "band": [point.forecast.low, point.forecast.high], "branch_step": point.branch_step,
-             "spec": point.forecast.schedule.to_spec()}
+            {"steps": point.budget, **point.forecast.to_dict(), "branch_step": point.branch_step}
             for point in budget_sweep(law, budgets, peak=peak, warmup=warmup)
         ]
     if args.output:
@@ -119,27 +158,38 @@ def run_optimize(args: argparse.Namespace) -> int:
     if args.plot:
         from lrlab.report.plots import plot_schedules
 
-        steps = np.arange(args.steps)
-        curves = [(f"optimised ({args.family}): {design.best.final_loss:.4f}",
-                   design.best.schedule(steps))]
-        curves += [(f"{name}: {f.final_loss:.4f}", f.schedule(steps))
-                   for name, f in design.baselines.items()]
+        steps = np.arange(args.budget)
+        curves = [
+            (
+                f"optimised ({args.family}): {design.best.final_loss:.4f}",
+                design.best.schedule(steps),
+            )
+        ]
+        curves += [
+            (f"{name}: {f.final_loss:.4f}", f.schedule(steps))
+            for name, f in design.baselines.items()
+        ]
         plot_schedules(curves, args.plot, title=f"forecast final loss under law {law.name!r}")
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     best = design.best
-    print(f"law {law.name!r}, budget {args.steps} steps, peak {peak:g}, warmup {warmup}")
-    print(f"best ({args.family}): final loss {best.final_loss:.4f} "
-          f"[{best.low:.4f}, {best.high:.4f}]")
+    print(f"law {law.name!r}, budget {args.budget} steps, peak {peak:g}, warmup {warmup}")
+    print(
+        f"best ({args.family}): final loss {best.final_loss:.4f} [{best.low:.4f}, {best.high:.4f}]"
+    )
     print(f"  {_short(best.schedule)}")
     for name, baseline in design.baselines.items():
-        print(f"{name}: final loss {baseline.final_loss:.4f} "
-              f"[{baseline.low:.4f}, {baseline.high:.4f}]; predicted gain "
-              f"{design.gain(name):+.4f}")
+        print(
+            f"{name}: final loss {baseline.final_loss:.4f} "
+            f"[{baseline.low:.4f}, {baseline.high:.4f}]; predicted gain "
+            f"{design.gain(name):+.4f}"
+        )
     for point in result.get("budgets", []):
-        print(f"budget {point['steps']}: best WSD final loss {point['final_loss']:.4f}, "
-              f"branch the decay at step {point['branch_step']}")
+        print(
+            f"budget {point['steps']}: best WSD final loss {point['final_loss']:.4f}, "
+            f"branch the decay at step {point['branch_step']}"
+        )
     return 0
 
 
@@ -153,13 +203,16 @@ def run_refine(args: argparse.Namespace) -> int:
     peak = args.peak if args.peak is not None else float(run.lr.max())
     if peak <= 0:
         raise LrlabError(f"{args.run}: the run's LR is 0 everywhere; give --peak")
-    schedule = refine_schedule(run.steps, run.loss, peak=peak, variant=args.variant,
-                               smoothing=args.smoothing)
+    schedule = refine_schedule(
+        run.steps, run.loss, peak=peak, variant=args.variant, smoothing=args.smoothing
+    )
     save_spec(schedule, args.output)
     values = np.asarray(schedule.values)
-    print(f"refined {len(values)}-step schedule ({args.variant}) from {run.steps.size} gradient "
-          f"norms: peak {values.max():.3g} at step {int(values.argmax())}, written to "
-          f"{args.output}")
+    print(
+        f"refined {len(values)}-step schedule ({args.variant}) from {run.steps.size} gradient "
+        f"norms: peak {values.max():.3g} at step {int(values.argmax())}, written to "
+        f"{args.output}"
+    )
     return 0
 
 
@@ -179,12 +232,14 @@ def run_plan_continual(args: argparse.Namespace) -> int:
     peak, warmup = _peak_and_warmup(args, law)
     base, base_steps = _base_schedule(args)
     plans = plan_continual(law, base, base_steps, args.stage_steps, peak=peak, warmup=warmup)
-    print(f"new stage of {args.stage_steps} steps after {base_steps} base steps "
-          f"(law {law.name!r}; forecasts of the LR effect only, see the docs)")
+    print(
+        f"new stage of {args.stage_steps} steps after {base_steps} base steps "
+        f"(law {law.name!r}; forecasts of the LR effect only, see the docs)"
+    )
     for plan in sorted(plans, key=lambda p: p.forecast.final_loss):
         f = plan.forecast
         print(f"  {plan.name:15s} final loss {f.final_loss:.4f} [{f.low:.4f}, {f.high:.4f}]")
     if args.output:
-        data = {plan.name: _forecast_json(plan.forecast) for plan in plans}
+        data = {plan.name: plan.forecast.to_dict() for plan in plans}
         atomic_write_text(args.output, json.dumps(data, indent=2) + "\n")
     return 0

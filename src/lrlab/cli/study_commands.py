@@ -1,4 +1,5 @@
-"""``lrlab study``: the main job, from runs (trained here or logged elsewhere) to a recommendation."""
+"""``lrlab study``: the main job, from runs (trained here or logged elsewhere) to a
+recommendation."""
 
 from __future__ import annotations
 
@@ -23,13 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "forecast. With --runs: study your own logs instead (no training).",
     )
     add_run_options(study, required=False)
-    study.add_argument("--runs", dest="use_runs", action="store_true",
-                       help="study the RUN log files given (they may also follow --runs)")
+    study.add_argument(
+        "--runs",
+        dest="use_runs",
+        action="store_true",
+        help="study the RUN log files given (they may also follow --runs)",
+    )
     study.add_argument("--budget", type=int, help="step budget to design the schedule for")
     study.add_argument("--peak", type=float, help="peak LR (default: the runs')")
     study.add_argument("--warmup", type=int, help="warmup steps (default: the runs')")
-    study.add_argument("--config", metavar="FILE",
-                       help="YAML/JSON study settings for the wind-tunnel study")
+    study.add_argument(
+        "--config", metavar="FILE", help="YAML/JSON study settings for the wind-tunnel study"
+    )
     study.add_argument("--out", default="study", help="output folder (default: ./study)")
     study.set_defaults(handler=with_run_warnings(run_study))
 
@@ -41,33 +47,45 @@ def run_study(args: argparse.Namespace) -> int:
     if args.runs:
         if args.config:
             raise LrlabError("--config sets up a wind-tunnel study; drop it when giving --runs")
-        summary = study_runs(read_runs_from_args(args), args.out, budget=args.budget,
-                             peak=args.peak, warmup=args.warmup, progress=report_progress)
+        summary = study_runs(
+            read_runs_from_args(args),
+            args.out,
+            budget=args.budget,
+            peak=args.peak,
+            warmup=args.warmup,
+            progress=report_progress,
+        )
     else:
         if args.use_runs:
             raise LrlabError("--runs needs at least one log file")
         if args.budget or args.peak or args.warmup is not None:
-            raise LrlabError("--budget/--peak/--warmup apply to --runs; for the wind-tunnel "
-                             "study put them in --config FILE")
+            raise LrlabError(
+                "--budget/--peak/--warmup apply to --runs; for the wind-tunnel "
+                "study put them in --config FILE"
+            )
         config = None
         if args.config:
             from lrlab.mapping_file import read_mapping
-            from lrlab.study import study_config
+            from lrlab.study import StudyConfig
 
-            config = study_config(read_mapping(args.config), source=args.config)
+            config = StudyConfig.from_mapping(read_mapping(args.config), source=args.config)
         summary = study_default(args.out, config, progress=report_progress)
     best = summary["recommended"]
     print(f"law: {summary['chosen_law']} (lowest leave-one-run-out error)")
     print(f"recommended for {summary['budget']} steps: {best['shape']}")
     spec = best["text"] if len(best["text"]) <= 200 else best["text"][:197] + "..."
     print(f"  spec: {spec} (in full: summary.json)")
-    print(f"forecast final loss {best['final_loss']:.4f} "
-          f"[{best['band'][0]:.4f}, {best['band'][1]:.4f}]")
+    print(
+        f"forecast final loss {best['final_loss']:.4f} "
+        f"[{best['band'][0]:.4f}, {best['band'][1]:.4f}]"
+    )
     for name, comparison in summary["comparisons"].items():
         print(f"  vs {name}: {comparison['final_loss']:.4f} (gain {comparison['gain']:+.4f})")
     for check in summary["verification"]:
         verdict = "inside" if check["inside_band"] else "OUTSIDE"
-        print(f"checked {check['name']}: forecast {check['final_loss']:.4f}, measured "
-              f"{check['measured']:.4f} ({verdict} the band)")
+        print(
+            f"checked {check['name']}: forecast {check['final_loss']:.4f}, measured "
+            f"{check['measured']:.4f} ({verdict} the band)"
+        )
     print(f"report: {args.out}/report.html ({time.perf_counter() - began:.0f} s)")
     return 0

@@ -45,12 +45,19 @@ def plan_continual(
     anneal = max(1, stage_steps // 10)
     stages = {
         "rewarm-redecay": {
-            "name": "rewarm_redecay", "start": final_lr, "peak": peak, "warmup": warmup,
-            "total": stage_steps, "end_ratio": 0.1,
+            "name": "rewarm_redecay",
+            "start": final_lr,
+            "peak": peak,
+            "warmup": warmup,
+            "total": stage_steps,
+            "end_ratio": 0.1,
         },
         "infinite": {
-            "name": "infinite", "peak": peak, "warmup": warmup,
-            "cooldown_steps": max(1, stage_steps // 5), "anneal_start": stage_steps - anneal,
+            "name": "infinite",
+            "peak": peak,
+            "warmup": warmup,
+            "cooldown_steps": max(1, stage_steps // 5),
+            "anneal_start": stage_steps - anneal,
             "anneal_steps": anneal,
         },
         "constant": {"name": "constant", "peak": final_lr},

@@ -8,24 +8,24 @@ Every candidate shares the user's step budget ``N``, peak LR and linear warmup `
 - *free-form* is any non-increasing schedule after warmup (as in Luo et al. 2025, §5), given by
   ``K`` knots ``u_j = peak * exp(-(z_0 + ... + z_j))`` with ``z >= 0`` (so non-increasing and
   positive by construction) joined linearly, optimised by L-BFGS-B on the law's exact gradient
-  (`lrlab.design.gradient`) from several starts (cosine, linear, WSD). Knots cannot make a step
-  drop, so the WSD and two-stage optima (also non-increasing) compete with the knot optimum and
+  (`Law.final_loss_and_gradient`) from several starts (cosine, linear, WSD). Knots cannot make a
+  step drop, so the WSD and two-stage optima (also non-increasing) compete with the knot optimum and
   the lowest forecast wins.
 
-The result is a `Design`: the best schedule as an lrlab spec, its forecast final loss with the
-law's band, and the same forecasts for cosine-to-10%, WSD-20%-linear and linear-to-zero at the
-same budget.
+`optimize_schedule` returns a `Design`: the best schedule as an lrlab spec, its forecast final
+loss with the law's band, and the same forecasts for cosine-to-10%, WSD-20%-linear and
+linear-to-zero at the same budget.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import optimize
 
-from lrlab.design.gradient import final_loss_and_gradient
 from lrlab.errors import LrlabError
 from lrlab.laws.base import Law
 from lrlab.schedules import DECAY_SHAPES, Schedule, from_spec
@@ -44,19 +44,38 @@ class Forecast:
     low: float
     high: float
 
+    def to_dict(self) -> dict[str, Any]:
+        """The forecast as JSON: the schedule's spec, the final loss and the band ``[low, high]``
+        (the form every command and the study summary write)."""
+        return {
+            "spec": self.schedule.to_spec(),
+            "final_loss": self.final_loss,
+            "band": [self.low, self.high],
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class Design:
     """The best schedule found in a family, and the reference schedules at the same budget."""
 
     family: str
-    steps: int
+    budget: int
     best: Forecast
     baselines: dict[str, Forecast]
 
     def gain(self, baseline: str) -> float:
         """Predicted final-loss improvement over a baseline (positive: the design is better)."""
         return self.baselines[baseline].final_loss - self.best.final_loss
+
+    def to_dict(self) -> dict[str, Any]:
+        """The design as JSON (``lrlab optimize --json``), with the gain over each baseline."""
+        return {
+            "family": self.family,
+            "steps": self.budget,  # the key files written before the rename carry
+            "best": self.best.to_dict(),
+            "baselines": {name: f.to_dict() for name, f in self.baselines.items()},
+            "gain": {name: self.gain(name) for name in self.baselines},
+        }
 
 
 def forecast(law: Law, schedule: Schedule, steps: int) -> Forecast:
@@ -80,9 +99,9 @@ def baselines(peak: float, steps: int, warmup: int) -> dict[str, Schedule]:
     }
 
 
-def design_schedule(
+def optimize_schedule(
     law: Law,
-    steps: int,
+    budget: int,
     *,
     peak: float,
     warmup: int = 0,
@@ -90,27 +109,29 @@ def design_schedule(
     knots: int = 48,
     smoothness: float = 0.0,
 ) -> Design:
-    """Optimise a schedule of `family` for a budget of `steps` under the fitted `law`."""
+    """Optimise a schedule of `family` for a budget of `budget` steps under the fitted `law`."""
     if family not in FAMILIES:
         raise LrlabError(f"unknown family {family!r} (choose from {', '.join(FAMILIES)})")
-    if steps < warmup + 10:
-        raise LrlabError(f"steps={steps} leaves too few steps after warmup={warmup}")
+    if budget < warmup + 10:
+        raise LrlabError(f"budget={budget} leaves too few steps after warmup={warmup}")
     if peak <= 0:
         raise LrlabError(f"peak={peak} must be positive")
     if family == "free":
         # A step drop, which some fits favour, falls between knots: compete with the
         # non-increasing families' optima, which are free-form schedules too.
-        candidates = [_free_form(law, steps, peak, warmup, knots, smoothness)]
-        candidates += [_family(law, steps, peak, warmup, name) for name in ("wsd", "two_stage")]
-        best = min(candidates, key=lambda s: final_loss_and_gradient(law, s(np.arange(steps)))[0])
+        candidates = [_free_form(law, budget, peak, warmup, knots, smoothness)]
+        candidates += [_family(law, budget, peak, warmup, name) for name in ("wsd", "two_stage")]
+        best = min(candidates, key=lambda s: law.final_loss_and_gradient(s(np.arange(budget)))[0])
     else:
-        best = _family(law, steps, peak, warmup, family)
+        best = _family(law, budget, peak, warmup, family)
     return Design(
         family,
-        steps,
-        forecast(law, best, steps),
-        {name: forecast(law, schedule, steps) for name, schedule in
-         baselines(peak, steps, warmup).items()},
+        budget,
+        forecast(law, best, budget),
+        {
+            name: forecast(law, schedule, budget)
+            for name, schedule in baselines(peak, budget, warmup).items()
+        },
     )
 
 
@@ -127,7 +148,10 @@ def _family_candidates(
         return [
             (
                 lambda x, shape=shape: {
-                    "name": "wsd", **common, "cooldown_fraction": float(x[0]), "decay": shape,
+                    "name": "wsd",
+                    **common,
+                    "cooldown_fraction": float(x[0]),
+                    "decay": shape,
                     **({"end_ratio": _EXPONENTIAL_FLOOR} if shape == "exponential" else {}),
                 },
                 [(2.0 / steps, room)],
@@ -143,7 +167,9 @@ def _family_candidates(
         return [
             (
                 lambda x: {
-                    "name": "two_stage", "peak": peak, "warmup": warmup,
+                    "name": "two_stage",
+                    "peak": peak,
+                    "warmup": warmup,
                     "drop_step": max(warmup, 1, round(float(x[0]) * steps)),
                     "low": float(x[1]) * peak,
                 },
@@ -155,7 +181,9 @@ def _family_candidates(
     return [
         (
             lambda x: {
-                "name": "infinite", "peak": peak, "warmup": warmup,
+                "name": "infinite",
+                "peak": peak,
+                "warmup": warmup,
                 "cooldown_steps": max(1, round(float(x[0]) * steps)),
                 "constant_ratio": float(x[1]),
                 "anneal_start": steps - max(1, round(float(x[2]) * steps)),
@@ -177,10 +205,13 @@ def _family(law: Law, steps: int, peak: float, warmup: int, family: str) -> Sche
                 schedule = from_spec(build(x))
             except LrlabError:  # a corner of the box the schedule rejects (e.g. overlaps)
                 return np.inf
-            return final_loss_and_gradient(law, schedule(np.arange(steps)))[0]
+            return law.final_loss_and_gradient(schedule(np.arange(steps)))[0]
 
         result = optimize.minimize(
-            objective, np.asarray(start), method="Powell", bounds=bounds,
+            objective,
+            np.asarray(start),
+            method="Powell",
+            bounds=bounds,
             options={"xtol": 1e-4, "ftol": 1e-9, "maxfev": 400},
         )
         if np.isfinite(result.fun) and (best is None or result.fun < best[0]):
@@ -218,7 +249,7 @@ def _free_form(
 
     def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
         values = peak * np.exp(-np.cumsum(z))
-        loss, gradient = final_loss_and_gradient(law, lr_of(values))
+        loss, gradient = law.final_loss_and_gradient(lr_of(values))
         tail = gradient[warmup:]
         by_value = np.bincount(left, tail * (1 - weight), knots)
         by_value += np.bincount(left + 1, tail * weight, knots)
@@ -235,7 +266,10 @@ def _free_form(
         start_values = np.maximum(schedule(positions), peak * 1e-4)
         z0 = -np.diff(np.log(np.concatenate([[peak], start_values])))
         result = optimize.minimize(
-            objective, np.clip(z0, 0.0, _MAX_LOG_DROP), jac=True, method="L-BFGS-B",
+            objective,
+            np.clip(z0, 0.0, _MAX_LOG_DROP),
+            jac=True,
+            method="L-BFGS-B",
             bounds=[(0.0, _MAX_LOG_DROP)] * knots,
             options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12},
         )
@@ -259,8 +293,9 @@ def _free_form_starts(peak: float, steps: int, warmup: int) -> Sequence[Schedule
         from_spec({"name": "cosine", **common, "end_ratio": 0.1}),
         from_spec({"name": "linear", **common, "end_ratio": 0.01}),
         *(
-            from_spec({"name": "wsd", **common, "cooldown_fraction": min(f, room),
-                       "end_ratio": 0.01})
+            from_spec(
+                {"name": "wsd", **common, "cooldown_fraction": min(f, room), "end_ratio": 0.01}
+            )
             for f in (0.2, 0.05)
         ),
     ]
@@ -273,7 +308,7 @@ def _free_form_starts(peak: float, steps: int, warmup: int) -> Sequence[Schedule
 class BudgetPoint:
     """The best WSD schedule for one budget, and where its decay branches off the stable run."""
 
-    steps: int
+    budget: int
     forecast: Forecast
     branch_step: int
 

@@ -34,8 +34,9 @@ def smooth_gradient_norms(norms: np.ndarray, smoothing: float) -> np.ndarray:
     return smoothed[: norms.size]
 
 
-def refined_lr(norms: np.ndarray, *, peak: float, variant: str = "sgd",
-               smoothing: float = 0.1) -> np.ndarray:
+def refined_lr(
+    norms: np.ndarray, *, peak: float, variant: str = "sgd", smoothing: float = 0.1
+) -> np.ndarray:
     """The refined per-step LR for gradient norms ``norms`` (one per step)."""
     if variant not in VARIANTS:
         raise LrlabError(f"unknown refinement variant {variant!r} (choose sgd or adam)")
@@ -52,8 +53,14 @@ def refined_lr(norms: np.ndarray, *, peak: float, variant: str = "sgd",
     return peak * lr / lr.max()
 
 
-def refine_schedule(steps: np.ndarray, norms: np.ndarray, *, peak: float, variant: str = "sgd",
-                    smoothing: float = 0.1) -> Table:
+def refine_schedule(
+    steps: np.ndarray,
+    norms: np.ndarray,
+    *,
+    peak: float,
+    variant: str = "sgd",
+    smoothing: float = 0.1,
+) -> Table:
     """A table schedule refined from norms logged at `steps` (linearly interpolated to every
     step from the first logged one to the last)."""
     steps = np.asarray(steps, dtype=np.float64)

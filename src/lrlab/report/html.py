@@ -56,10 +56,12 @@ def _band(values: Iterable[float]) -> str:
 def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{_e(cell)}</th>" for cell in header)
     body = "".join(
-        "<tr>" + "".join(
+        "<tr>"
+        + "".join(
             f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>"
             for i, cell in enumerate(row)
-        ) + "</tr>"
+        )
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -71,26 +73,38 @@ def _image(path: Path, alt: str) -> str:
 
 
 def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
-    """The HTML page for a study summary (see `lrlab.study`) and its figure files."""
+    """The HTML page for a study summary (see `lrlab.report.study_report`) and its figure files."""
     best = summary["recommended"]
     peak = f"{summary['peak_lr']:g}"
     parts = [
         f"<h1>{_e(summary['title'])}</h1>",
-        (f'<p class="muted">lrlab {_e(summary["lrlab"])} · {_e(summary["created"])} · budget '
-        f"{_e(summary['budget'])} steps · peak LR {_e(peak)} · warmup "
-        f"{_e(summary['warmup'])} steps · law <b>{_e(summary['chosen_law'])}</b></p>"),
+        (
+            f'<p class="muted">lrlab {_e(summary["lrlab"])} · {_e(summary["created"])} · budget '
+            f"{_e(summary['budget'])} steps · peak LR {_e(peak)} · warmup "
+            f"{_e(summary['warmup'])} steps · law <b>{_e(summary['chosen_law'])}</b></p>"
+        ),
         '<div class="card"><div>Recommended schedule</div>',
-        (f'<div class="big">forecast final loss {_number(best["final_loss"])} '
-        f'<span class="muted">band {_band(best["band"])}</span></div>'),
+        (
+            f'<div class="big">forecast final loss {_number(best["final_loss"])} '
+            f'<span class="muted">band {_band(best["band"])}</span></div>'
+        ),
         f"<p>{_e(best['shape'])}.</p>",
-        (f"<details><summary>lrlab spec (for <code>--schedule</code>, the adapters and the wind "
-        f"tunnel)</summary><pre>{_e(best['text'])}</pre></details>"),
+        (
+            f"<details><summary>lrlab spec (for <code>--schedule</code>, the adapters and the wind "
+            f"tunnel)</summary><pre>{_e(best['text'])}</pre></details>"
+        ),
         _table(
             ["compared with", "forecast final loss", "band", "recommended gains"],
             [
-                [_e(name), _number(c["final_loss"]), _band(c["band"]),
-                 (f'<span class="{"good" if c["gain"] >= 0 else "bad"}">'
-                 f'{c["gain"]:+.4f}</span>')]
+                [
+                    _e(name),
+                    _number(c["final_loss"]),
+                    _band(c["band"]),
+                    (
+                        f'<span class="{"good" if c["gain"] >= 0 else "bad"}">'
+                        f"{c['gain']:+.4f}</span>"
+                    ),
+                ]
                 for name, c in summary["comparisons"].items()
             ],
             numeric={1, 3},
@@ -104,10 +118,16 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
             _table(
                 ["schedule", "forecast", "band", "measured", "error", "inside band"],
                 [
-                    [_e(v["name"]), _number(v["final_loss"]), _band(v["band"]),
-                     _number(v["measured"]), f"{v['error']:+.4f}",
-                     '<span class="good">yes</span>' if v["inside_band"]
-                     else '<span class="bad">no</span>']
+                    [
+                        _e(v["name"]),
+                        _number(v["final_loss"]),
+                        _band(v["band"]),
+                        _number(v["measured"]),
+                        f"{v['error']:+.4f}",
+                        '<span class="good">yes</span>'
+                        if v["inside_band"]
+                        else '<span class="bad">no</span>',
+                    ]
                     for v in summary["verification"]
                 ],
                 numeric={1, 3, 4},
@@ -122,28 +142,37 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
         "<p>Each line is the chosen law's forecast; the shaded band is its calibrated band.</p>",
         _image(figures["forecast"], "forecast loss curves"),
         "<h2>Which law</h2>",
-        ("<p>Each law forecast each run from a fit that never saw it (leave one run out; a single "
-        "run is forecast on its last 30% from its first 70%). The law with the lowest mean "
-        "PredE is used.</p>"),
+        (
+            "<p>Each law forecast each run from a fit that never saw it (leave one run out; a "
+            "single run is forecast on its last 30% from its first 70%). The law with the lowest "
+            "mean PredE is used.</p>"
+        ),
         _law_table(summary),
         "<h2>Fit to the runs</h2>",
         _image(figures["fit"], "observed vs fitted loss"),
         _table(
             ["run", "source", "last step", "final loss", "fit PredE", "band coverage"],
             [
-                [_e(r["name"]), f"<code>{_e(r['source'])}</code>", _e(r["last_step"]),
-                 _number(r["final_loss"]), _number(r["fit_PredE"], 5),
-                 _number(r["band_coverage"], 2)]
+                [
+                    _e(r["name"]),
+                    f"<code>{_e(r['source'])}</code>",
+                    _e(r["last_step"]),
+                    _number(r["final_loss"]),
+                    _number(r["fit_PredE"], 5),
+                    _number(r["band_coverage"], 2),
+                ]
                 for r in summary["runs"]
             ],
             numeric={2, 3, 4, 5},
         ),
-        ('<p class="muted">Parameters, bands and every number on this page are in '
-        "<code>summary.json</code> beside this file.</p>"),
+        (
+            '<p class="muted">Parameters, bands and every number on this page are in '
+            "<code>summary.json</code> beside this file.</p>"
+        ),
     ]
     body = "\n".join(parts)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(summary['title'])}</title><style>{_STYLE}</style></head>"
         f"<body><main>\n{body}\n</main></body></html>\n"
@@ -158,7 +187,14 @@ def _law_table(summary: Mapping[str, Any]) -> str:
             rows.append([f"{_e(name)}", "–", "–", _e(scores["error"])])
             continue
         per_run = "; ".join(f"{_e(run)}: {s['PredE']:.5f}" for run, s in scores["runs"].items())
-        rows.append([f"<b>{_e(name)}</b>{chosen}" if chosen else _e(name),
-                     _number(scores["PredE"], 5), _number(scores["WorstE"], 5), per_run])
-    return _table(["law", "mean PredE", "mean WorstE", "PredE per held-out run"], rows,
-                  numeric={1, 2})
+        rows.append(
+            [
+                f"<b>{_e(name)}</b>{chosen}" if chosen else _e(name),
+                _number(scores["PredE"], 5),
+                _number(scores["WorstE"], 5),
+                per_run,
+            ]
+        )
+    return _table(
+        ["law", "mean PredE", "mean WorstE", "PredE per held-out run"], rows, numeric={1, 2}
+    )

@@ -50,7 +50,11 @@ class LossCurve:
 
 
 def plot_loss_curves(
-    curves: Sequence[LossCurve], path: str | Path, *, title: str = "", zoom_from: float | None = None
+    curves: Sequence[LossCurve],
+    path: str | Path,
+    *,
+    title: str = "",
+    zoom_from: float | None = None,
 ) -> Path:
     """Predicted curves with shaded bands; observed losses as dots in the same colour. With
     `zoom_from`, a second panel shows the steps from there on, where schedules differ most."""
@@ -62,13 +66,21 @@ def plot_loss_curves(
             keep = np.ones(curve.steps.size, bool) if column == 0 else curve.steps >= zoom_from
             color = f"C{index % 10}"
             steps = curve.steps[keep]
-            axis.fill_between(steps, curve.low[keep], curve.high[keep], color=color, alpha=0.18,
-                              linewidth=0)
-            axis.plot(steps, curve.pred[keep], color=color, linewidth=1.4,
-                      label=f"{curve.name} predicted")
+            axis.fill_between(
+                steps, curve.low[keep], curve.high[keep], color=color, alpha=0.18, linewidth=0
+            )
+            axis.plot(
+                steps, curve.pred[keep], color=color, linewidth=1.4, label=f"{curve.name} predicted"
+            )
             if curve.loss is not None:
-                axis.plot(steps, curve.loss[keep], ".", color=color, markersize=3,
-                          label=f"{curve.name} observed")
+                axis.plot(
+                    steps,
+                    curve.loss[keep],
+                    ".",
+                    color=color,
+                    markersize=3,
+                    label=f"{curve.name} observed",
+                )
         axis.set_xlabel("step")
         axis.set_ylabel("loss")
         axis.grid(alpha=0.3)
@@ -77,8 +89,15 @@ def plot_loss_curves(
     if title:
         figure.suptitle(title)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, fontsize=8, loc="lower center", ncol=2, frameon=False,
-                  bbox_to_anchor=(0.5, -0.02 - 0.03 * ((len(labels) + 1) // 2)))
+    figure.legend(
+        handles,
+        labels,
+        fontsize=8,
+        loc="lower center",
+        ncol=2,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02 - 0.03 * ((len(labels) + 1) // 2)),
+    )
     return save_figure(figure, path)
 
 
