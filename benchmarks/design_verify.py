@@ -28,30 +28,45 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=1500)
     args = parser.parse_args()
     config = {
-        "budget": args.budget, "peak": 3e-3, "warmup": 75, "verify": VERIFY,
+        "budget": args.budget,
+        "peak": 3e-3,
+        "warmup": 75,
+        "verify": VERIFY,
         "tunnel": {
             "model": {"d_model": 96, "n_layers": 3, "n_heads": 4},
             "data": {"corpus": "stdlib"},
-            "train": {"batch_size": 16, "seq_len": 128, "eval_interval": 15, "eval_batches": 16,
-                      "checkpoint_interval": 250, "seed": 0},
+            "train": {
+                "batch_size": 16,
+                "seq_len": 128,
+                "eval_interval": 15,
+                "eval_batches": 16,
+                "checkpoint_interval": 250,
+                "seed": 0,
+            },
         },
     }
     began = time.perf_counter()
     summary = study_default(args.out, config, progress=lambda m: print(m, file=sys.stderr))
     rows = sorted(summary["verification"], key=lambda v: v["measured"])
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, python "
-          f"{platform.python_version()}; law {summary['chosen_law']}; budget {args.budget} "
-          f"steps; {time.perf_counter() - began:.0f} s")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, python "
+        f"{platform.python_version()}; law {summary['chosen_law']}; budget {args.budget} "
+        f"steps; {time.perf_counter() - began:.0f} s"
+    )
     print("| schedule | forecast final val loss | band | measured | inside band |")
     print("|---|---|---|---|---|")
     for v in rows:
         low, high = v["band"]
-        print(f"| {v['name']} | {v['final_loss']:.4f} | [{low:.4f}, {high:.4f}] | "
-              f"{v['measured']:.4f} | {'yes' if v['inside_band'] else 'no'} |")
+        print(
+            f"| {v['name']} | {v['final_loss']:.4f} | [{low:.4f}, {high:.4f}] | "
+            f"{v['measured']:.4f} | {'yes' if v['inside_band'] else 'no'} |"
+        )
     lowest = rows[0]["name"]
     inside = sum(v["inside_band"] for v in rows)
-    print(f"lowest measured: {lowest} (goal: recommended); forecasts inside their band: "
-          f"{inside}/{len(rows)}")
+    print(
+        f"lowest measured: {lowest} (goal: recommended); forecasts inside their band: "
+        f"{inside}/{len(rows)}"
+    )
     return 0
 
 

@@ -24,17 +24,21 @@ import numpy as np
 
 import shared_data as shared
 from lrlab.laws import REGISTRY, get_law
-from lrlab.laws.kernel import exact_drop_sum
 from lrlab.laws.joint import fit_joint
+from lrlab.laws.kernel import exact_drop_sum
 from lrlab.laws.metrics import coverage, evaluate, mean_metrics
 
 
 def score(law, runs) -> dict[str, float]:
     """Mean metrics and band coverage over `runs`."""
     bands = [law.predict_with_band(run.lr, run.steps) for run in runs]
-    table = mean_metrics(evaluate(run.loss, pred) for run, (pred, _, _) in zip(runs, bands, strict=True))
+    table = mean_metrics(
+        evaluate(run.loss, pred) for run, (pred, _, _) in zip(runs, bands, strict=True)
+    )
     table["coverage"] = float(
-        np.mean([coverage(run.loss, low, high) for run, (_, low, high) in zip(runs, bands, strict=True)])
+        np.mean(
+            [coverage(run.loss, low, high) for run, (_, low, high) in zip(runs, bands, strict=True)]
+        )
     )
     return table
 
@@ -80,10 +84,16 @@ def naive_ratio(size: str) -> tuple[float, float]:
 
 
 SPLITS = (
-    ("3-run split: fit cosine_24000, constant_24000, wsdcon_9; predict the other six",
-     shared.TRAIN, shared.HELD_OUT),
-    ("2-run split: fit constant_24000, cosine_24000; predict the other seven",
-     shared.TRAIN_TWO, shared.HELD_OUT_TWO),
+    (
+        "3-run split: fit cosine_24000, constant_24000, wsdcon_9; predict the other six",
+        shared.TRAIN,
+        shared.HELD_OUT,
+    ),
+    (
+        "2-run split: fit constant_24000, cosine_24000; predict the other seven",
+        shared.TRAIN_TWO,
+        shared.HELD_OUT_TWO,
+    ),
 )
 
 
@@ -152,7 +162,8 @@ def main() -> int:
     for size in sizes:
         naive, fast = naive_ratio(size)
         print(
-            f"{size:<5} naive {naive * 1e3:8.1f} ms   lrlab {fast * 1e3:6.2f} ms   x{naive / fast:.0f}"
+            f"{size:<5} naive {naive * 1e3:8.1f} ms   lrlab {fast * 1e3:6.2f} ms   "
+            f"x{naive / fast:.0f}"
         )
     return 0
 

@@ -96,14 +96,17 @@ def main() -> int:
         f"{'capacity fit (all nine)':^23}"
     )
     print(
-        f"{'':<5} {'':<14} {'PredE':>8}   {'PredE':>8} {'train RMS':>10}   {'PredE':>8} {'train RMS':>10}"
+        f"{'':<5} {'':<14} {'PredE':>8}   {'PredE':>8} {'train RMS':>10}   "
+        f"{'PredE':>8} {'train RMS':>10}"
     )
 
     def row(size: str, name: str, fitted, capacity) -> None:
         print(
             f"{size:<5} {name:<14} {0.6 * published[size]['PredE']:>8.5f}   "
-            f"{held_out_prede(fitted, held_out[size]):>8.5f} {log_rms(fitted, train[size]):>10.5f}   "
-            f"{held_out_prede(capacity, held_out[size]):>8.5f} {log_rms(capacity, train[size]):>10.5f}",
+            f"{held_out_prede(fitted, held_out[size]):>8.5f} "
+            f"{log_rms(fitted, train[size]):>10.5f}   "
+            f"{held_out_prede(capacity, held_out[size]):>8.5f} "
+            f"{log_rms(capacity, train[size]):>10.5f}",
             flush=True,
         )
 

@@ -46,7 +46,10 @@ def train_all(out: Path, total: int, width: int) -> dict:
     for index, (name, (spec, steps)) in enumerate(schedules.items(), start=1):
         config = {"budget": steps, "tunnel": tunnel_setup(width)}
         runs[name] = train_tunnel_run(
-            config, out / f"d{width}" / name, name, from_spec(spec),
+            config,
+            out / f"d{width}" / name,
+            name,
+            from_spec(spec),
             lambda message: print(message, file=sys.stderr, flush=True),
             f"[d{width} {index}/{len(schedules)}]",
         )
@@ -65,16 +68,25 @@ def main() -> int:
     laws = args.laws.split(",")
     runs = {f"d{width}": train_all(Path(args.out), args.total, width) for width in widths}
     trained = time.perf_counter() - began
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, "
-          f"python {platform.python_version()}; training (or reuse) took {trained:.0f} s")
-    header = (f"{'width':<5} {'law':<15} {'fit s':>6} {'+band s':>7} {'PredE':>8} {'WorstE':>8} "
-              f"{'R2':>7} {'cover90':>7}")
-    def row(group: str, name: str, point: float, full: float, table: dict) -> None:
-        print(f"{group:<5} {name:<15} {point:>6.2f} {full:>7.2f} {table['PredE']:>8.5f} "
-              f"{table['WorstE']:>8.5f} {table['R2']:>7.4f} {table['coverage']:>7.2f}", flush=True)
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, "
+        f"python {platform.python_version()}; training (or reuse) took {trained:.0f} s"
+    )
+    header = (
+        f"{'width':<5} {'law':<15} {'fit s':>6} {'+band s':>7} {'PredE':>8} {'WorstE':>8} "
+        f"{'R2':>7} {'cover90':>7}"
+    )
 
-    print_splits(list(runs), lambda group, names: [runs[group][n] for n in names], laws, header,
-                 row)
+    def row(group: str, name: str, point: float, full: float, table: dict) -> None:
+        print(
+            f"{group:<5} {name:<15} {point:>6.2f} {full:>7.2f} {table['PredE']:>8.5f} "
+            f"{table['WorstE']:>8.5f} {table['R2']:>7.4f} {table['coverage']:>7.2f}",
+            flush=True,
+        )
+
+    print_splits(
+        list(runs), lambda group, names: [runs[group][n] for n in names], laws, header, row
+    )
     print(f"total {time.perf_counter() - began:.0f} s")
     return 0
 

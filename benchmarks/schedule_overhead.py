@@ -94,8 +94,11 @@ def vectorised_row(name: str, schedule: Schedule, repeats: int) -> str:
 def machine() -> str:
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines()
-                     if line.startswith("Model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in lscpu.splitlines()
+            if line.startswith("Model name")
+        )
     except (OSError, subprocess.CalledProcessError, StopIteration):
         model = platform.processor() or "unknown CPU"
     return f"{model}, {os.cpu_count()} cores"
@@ -108,8 +111,10 @@ def main() -> None:
     args = parser.parse_args()
     schedules = {name: parse(spec) for name, spec in SCHEDULES.items()}
 
-    print(f"Machine: {machine()}; Python {platform.python_version()}, numpy {np.__version__}, "
-          f"torch {torch.__version__}; {datetime.date.today().isoformat()}")
+    print(
+        f"Machine: {machine()}; Python {platform.python_version()}, numpy {np.__version__}, "
+        f"torch {torch.__version__}; {datetime.date.today().isoformat()}"
+    )
     print(f"\nScheduler stepping, {args.steps} steps, median of {args.repeats}:\n")
     print("| schedule | groups | LRLabScheduler (µs/step) | LambdaLR (µs/step) | ratio |")
     print("|---|---:|---:|---:|---:|")

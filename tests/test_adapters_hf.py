@@ -82,7 +82,9 @@ def test_trainer_with_an_lrlab_scheduler_logs_the_schedule(tmp_path: Path) -> No
 def test_lrlab_trainer_resumes_from_a_checkpoint_on_schedule(tmp_path: Path) -> None:
     args = training_args(tmp_path, save_strategy="steps", save_steps=4)
     first = LRLabTrainer(
-        model=tiny_gpt2(), args=args, train_dataset=zen_examples(),
+        model=tiny_gpt2(),
+        args=args,
+        train_dataset=zen_examples(),
         # The usual use of a factory: the Trainer's step count becomes the schedule's budget.
         lr_schedule=lambda total: f"cosine(peak=1e-3, total={total}, warmup=3, end_ratio=0.1)",
     )
@@ -100,7 +102,9 @@ def test_lrlab_trainer_resumes_from_a_checkpoint_on_schedule(tmp_path: Path) -> 
 
 def test_a_schedule_budget_other_than_the_runs_is_warned(tmp_path: Path) -> None:
     trainer = LRLabTrainer(
-        model=tiny_gpt2(), args=training_args(tmp_path), train_dataset=zen_examples(),
+        model=tiny_gpt2(),
+        args=training_args(tmp_path),
+        train_dataset=zen_examples(),
         lr_schedule=SCHEDULE,
     )
     trainer.create_optimizer()

@@ -67,7 +67,9 @@ class LRLabScheduler(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         if on_spec_mismatch not in ("error", "warn"):
-            raise ValueError(f"on_spec_mismatch must be 'error' or 'warn', got {on_spec_mismatch!r}")
+            raise ValueError(
+                f"on_spec_mismatch must be 'error' or 'warn', got {on_spec_mismatch!r}"
+            )
         if chunk_steps < 1:
             raise ValueError(f"chunk_steps must be at least 1, got {chunk_steps}")
         groups = optimizer.param_groups
@@ -88,7 +90,8 @@ class LRLabScheduler(LRScheduler):
         return self.lrs_at(self.last_epoch)
 
     def lrs_at(self, step: int) -> list[float]:
-        """The LR of each group at `step`, from the cached chunk (evaluating a new one if needed)."""
+        """The LR of each group at `step`, from the cached chunk (evaluating a new one if
+        needed)."""
         offset = step - self._chunk_start
         if not 0 <= offset < len(self._group_rows[0]):
             self._evaluate_chunk(step)

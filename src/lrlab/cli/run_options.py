@@ -1,4 +1,5 @@
-"""Options shared by the commands that read training logs (`fit`, `predict`, `evaluate`, `study`)."""
+"""Options shared by the commands that read training logs (`fit`, `predict`, `evaluate`,
+`study`)."""
 
 from __future__ import annotations
 
@@ -66,5 +67,3 @@ def read_runs_from_args(args: argparse.Namespace) -> list[Run]:
         read_run(path, schedule=spec, columns=mapping)
         for path, spec in zip(args.runs, per_run, strict=True)
     ]
-
-

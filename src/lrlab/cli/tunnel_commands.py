@@ -29,23 +29,37 @@ _SHORTCUTS: list[tuple[str, str, str, type]] = [
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
-        "train", help="train a small transformer on real text under an lrlab schedule",
+        "train",
+        help="train a small transformer on real text under an lrlab schedule",
         description="Train a small language model (the wind tunnel). Settings come from "
         "--config, then --set, then the shortcut flags; see docs/tunnel.md.",
     )
     train.add_argument("--config", metavar="FILE", help="YAML or JSON config file")
     train.add_argument("--out", metavar="DIR", help="run folder (default: the config's 'out')")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its latest checkpoint")
-    train.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="SECTION.FIELD=VALUE", help="override one config field (repeat)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its latest checkpoint"
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override one config field (repeat)",
+    )
     for flag, section, field, kind in _SHORTCUTS:
-        train.add_argument(flag, dest=f"short_{section}_{field}", type=kind, metavar="VALUE",
-                           help=f"same as --set {section}.{field}=VALUE")
+        train.add_argument(
+            flag,
+            dest=f"short_{section}_{field}",
+            type=kind,
+            metavar="VALUE",
+            help=f"same as --set {section}.{field}=VALUE",
+        )
     train.set_defaults(handler=train_command)
 
     sweep = subparsers.add_parser(
-        "sweep", help="train a grid of runs (peak LR x schedule x seed x width) in parallel",
+        "sweep",
+        help="train a grid of runs (peak LR x schedule x seed x width) in parallel",
         description="Run a sweep config (see docs/tunnel.md); finished runs are skipped, so "
         "running it again resumes it.",
     )
@@ -96,11 +110,16 @@ def train_command(args: argparse.Namespace) -> int:
     record = train(config, out, resume=args.resume)
     final = record["final_val_loss"]
     final_text = "n/a" if final is None else f"{final:.4f}"
-    print(f"{out}: {record['status']} after {record['steps_done']} steps, "
-          f"validation loss {final_text}, {record['elapsed_s']:.1f} s")
+    print(
+        f"{out}: {record['status']} after {record['steps_done']} steps, "
+        f"validation loss {final_text}, {record['elapsed_s']:.1f} s"
+    )
     if record["diverged"]:
-        print(f"  diverged: {record['diverged']['reason']}; last checkpoint "
-              f"{record['last_checkpoint']}", file=sys.stderr)
+        print(
+            f"  diverged: {record['diverged']['reason']}; last checkpoint "
+            f"{record['last_checkpoint']}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

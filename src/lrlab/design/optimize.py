@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from lrlab.errors import LrlabError
 from lrlab.laws.base import Law
@@ -197,6 +196,8 @@ def _family_candidates(
 
 
 def _family(law: Law, steps: int, peak: float, warmup: int, family: str) -> Schedule:
+    from scipy import optimize  # 0.3 s to import: only designing needs it
+
     best: tuple[float, Schedule] | None = None
     for build, bounds, start in _family_candidates(steps, peak, warmup, family):
 
@@ -234,6 +235,8 @@ def _knot_weights(positions: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray,
 def _free_form(
     law: Law, steps: int, peak: float, warmup: int, knots: int, smoothness: float
 ) -> Schedule:
+    from scipy import optimize  # 0.3 s to import: only designing needs it
+
     knots = int(max(3, min(knots, steps - warmup)))
     # Knots crowd towards the end, where the laws want the LR to change fast: the gap shrinks
     # linearly, from about 2 (N - W) / K after warmup to about 2 (N - W) / K^2 at the end.
@@ -265,6 +268,7 @@ def _free_form(
     for schedule in _free_form_starts(peak, steps, warmup):
         start_values = np.maximum(schedule(positions), peak * 1e-4)
         z0 = -np.diff(np.log(np.concatenate([[peak], start_values])))
+
         result = optimize.minimize(
             objective,
             np.clip(z0, 0.0, _MAX_LOG_DROP),

@@ -17,7 +17,6 @@ The result warms up where early gradients are large and anneals fast at the end.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from lrlab.errors import LrlabError
 from lrlab.schedules import Table
@@ -27,6 +26,8 @@ VARIANTS = {"sgd": 2.0, "adam": 1.0}  # the power of the norm in the weights w_t
 
 def smooth_gradient_norms(norms: np.ndarray, smoothing: float) -> np.ndarray:
     """Median filter of width ``smoothing * len(norms)`` (odd), end padded by reflection."""
+    from scipy import ndimage  # slow to import: only refining needs it
+
     width = 2 * (int(smoothing * norms.size) // 2) + 1
     pad = 2 * width
     padded = np.pad(norms, (0, pad), mode="reflect") if norms.size > pad else norms

@@ -6,8 +6,17 @@ Each law is one file, ``lrlab/laws/<name>_law.py``, found and registered by `lrl
 """
 
 from lrlab.laws.base import Law
+from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import METRICS, evaluate, mean_metrics
-from lrlab.laws.registry import DEFAULT_LAW, LAW_NAMES, REGISTRY, get_law, load_law, register
+from lrlab.laws.registry import (
+    DEFAULT_LAW,
+    LAW_NAMES,
+    REGISTRY,
+    fit,
+    get_law,
+    load_law,
+    register,
+)
 
 __all__ = [
     "DEFAULT_LAW",
@@ -16,6 +25,8 @@ __all__ = [
     "REGISTRY",
     "Law",
     "evaluate",
+    "fit",
+    "fit_joint",
     "get_law",
     "load_law",
     "mean_metrics",

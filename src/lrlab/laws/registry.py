@@ -1,4 +1,4 @@
-"""The laws by name: `REGISTRY`, `LAW_NAMES`, `DEFAULT_LAW`, `get_law`, `load_law`.
+"""The laws by name: `REGISTRY`, `LAW_NAMES`, `DEFAULT_LAW`, `get_law`, `fit`, `load_law`.
 
 A law is one file: every module of this package whose name ends in ``_law`` (``power_law.py``,
 ``lrlab_law.py``, ...) is imported here, and every concrete `Law` subclass it defines is
@@ -14,12 +14,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lrlab.errors import LrlabError
-from lrlab.laws.base import FORMAT, Law
+from lrlab.laws.base import FORMAT, Law, Progress
 from lrlab.mapping_file import read_mapping
+from lrlab.runs import Run, read_run
 from lrlab.settings import from_mapping
 
 # The laws of the paper trail first, in order of complexity, then any other law by name.
@@ -78,6 +80,20 @@ def get_law(name: str, **params: Any) -> Law:
     if name not in REGISTRY:
         raise LrlabError(f"unknown law {name!r} (laws: {', '.join(REGISTRY)})")
     return from_mapping(REGISTRY[name], params, f"law {name!r}")
+
+
+def fit(
+    runs: Iterable[Run | str | Path],
+    law: str = DEFAULT_LAW,
+    *,
+    progress: Progress | None = None,
+    **params: Any,
+) -> Law:
+    """Fit the law named `law` (built with the keyword `params`) to `runs`: `Run` objects or log
+    paths, read with `lrlab.runs.read_run` (per-step LR from a sidecar or the logged ``lr``).
+    The Python form of ``lrlab fit``: ``fit(["constant.csv", "cosine.csv"]).save("fit.json")``."""
+    read = [run if isinstance(run, Run) else read_run(run) for run in runs]
+    return get_law(law, **params).fit(read, progress=progress)
 
 
 def load_law(path: str | Path) -> Law:

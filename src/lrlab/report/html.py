@@ -75,7 +75,7 @@ def _image(path: Path, alt: str) -> str:
 def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
     """The HTML page for a study summary (see `lrlab.report.study_report`) and its figure files."""
     best = summary["recommended"]
-    peak = f"{summary['peak_lr']:g}"
+    peak = f"{summary['peak']:g}"
     parts = [
         f"<h1>{_e(summary['title'])}</h1>",
         (

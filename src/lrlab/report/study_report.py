@@ -78,7 +78,7 @@ def write_report(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "title": title,
         "budget": analysis.budget,
-        "peak_lr": analysis.peak,
+        "peak": analysis.peak,
         "warmup": analysis.warmup,
         "runs": [_run_summary(run, curve) for run, curve in zip(runs, fitted, strict=True)],
         "laws": analysis.law_table,

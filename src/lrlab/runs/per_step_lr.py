@@ -34,7 +34,8 @@ def lr_from_schedule(schedule: Any, last_step: int, source: str) -> np.ndarray:
 
 
 def lr_from_logged(lr_steps: np.ndarray, lr: np.ndarray, last_step: int, source: str) -> np.ndarray:
-    """Per-step LR for steps 0..last_step by linear interpolation of logged ``(step, lr)`` points."""
+    """Per-step LR for steps 0..last_step by linear interpolation of logged ``(step, lr)``
+    points."""
     if lr_steps.size == 0:
         raise LrlabError(
             f"{source}: no 'lr' values and no schedule; pass --schedule SPEC, write a sidecar "

@@ -59,7 +59,8 @@ class CleanLog:
 
 
 def check_steps(records: Records) -> np.ndarray:
-    """The steps as integers; a fractional, negative or non-finite step is an error naming its line."""
+    """The steps as integers; a fractional, negative or non-finite step is an error naming its
+    line."""
     steps = records.steps
     bad = ~np.isfinite(steps) | (steps < 0) | (steps != np.round(steps))
     if np.any(bad):
@@ -85,8 +86,8 @@ def clean(records: Records) -> CleanLog:
     if np.any(bad_lr):
         first = int(np.argmax(bad_lr))
         raise LrlabError(
-            f"{records.source}, line {records.lines[first]}: lr {float(records.lr[first])!r} is not a "
-            "finite non-negative number"
+            f"{records.source}, line {records.lines[first]}: lr {float(records.lr[first])!r} "
+            "is not a finite non-negative number"
         )
     loss_steps, loss = _last_per_step(
         steps[records.loss_present], records.loss[records.loss_present]
