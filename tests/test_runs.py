@@ -238,3 +238,103 @@ def test_jsonl_round_trip_property(tmp_path, points):
     assert run.steps.tolist() == [s for s, _ in ordered]
     assert run.loss.tolist() == [b for _, (_, b) in ordered]
     np.testing.assert_allclose(run.logged_lr, [a for _, (a, _) in ordered])
+
+
+# --- hostile or broken logs: one-line errors naming the file and line (issue 18) --------------
+
+
+def _single_line_error(path, **kwargs) -> str:
+    with pytest.raises(LrlabError) as error:
+        read_run(path, **kwargs)
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 300 and path.name in message
+    return message
+
+
+def test_non_utf8_bytes_name_their_line(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"step,lr,loss\n1,1e-3,5.0\n2,1e-3,4.\xff5\n")
+    assert "line 3: not UTF-8" in _single_line_error(path)
+    jsonl = tmp_path / "latin.jsonl"
+    jsonl.write_bytes(b'{"step": 1, "lr": 0.001, "loss": 5.0}\n{"step": 2, "note": "\xe9"}\n')
+    assert "line 2: not UTF-8" in _single_line_error(jsonl)
+
+
+def test_a_non_utf8_log_is_a_clear_error_in_lrlab_study(tmp_path, capsys):
+    from lrlab.cli import main
+
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"step,lr,loss\n1,1e-3,5.0\n2,1e-3,4.\xff5\n")
+    out = tmp_path / "study"
+    assert main(["study", "--runs", str(path), "--budget", "100", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("lrlab: error:") and "line 3: not UTF-8" in error
+    assert "\n" not in error
+
+
+@pytest.mark.parametrize(("loss", "line"), [("0", 3), ("-1.5", 3), ("0.0", 3)])
+def test_a_loss_that_is_not_positive_names_its_line(tmp_path, loss, line):
+    path = write_csv(tmp_path / "zero.csv", "step,lr,loss", ["1,1e-3,5.0", f"2,1e-3,{loss}"])
+    assert f"line {line}: loss" in _single_line_error(path)
+
+
+@pytest.mark.parametrize("lr", ["1e20", "1e300", "-1e-3", "inf"])
+def test_an_absurd_lr_names_its_line(tmp_path, lr):
+    path = write_csv(tmp_path / "lr.csv", "step,lr,loss", ["1,1e-3,5.0", f"2,{lr},4.0"])
+    assert "line 3: lr" in _single_line_error(path)
+
+
+def test_a_schedule_above_the_largest_lr_is_refused(tmp_path):
+    path = write_csv(tmp_path / "s.csv", "step,loss", ["1,5.0", "2,4.0"])
+    with pytest.raises(LrlabError, match="above 1000"):
+        read_run(path, schedule="constant(peak=1e5)")
+
+
+def test_a_stray_row_far_beyond_the_step_limit_is_refused(tmp_path):
+    from lrlab.runs.model import MAX_STEP
+
+    rows = ["1,1e-3,5.0", f"{MAX_STEP + 1},1e-3,4.0"]
+    path = write_csv(tmp_path / "stray.csv", "step,lr,loss", rows)
+    assert "line 3: step" in _single_line_error(path)
+    ok = write_csv(tmp_path / "ok.csv", "step,lr,loss", ["1,1e-3,5.0", "100000,1e-3,4.0"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunWarning)
+        assert read_run(ok).steps[-1] == 100_000
+
+
+def test_a_column_named_twice_is_an_error(tmp_path):
+    path = write_csv(tmp_path / "twice.csv", "step,loss,loss,lr", ["1,5.0,5.0,1e-3"])
+    assert "column 'loss' appears twice" in _single_line_error(path)
+
+
+def test_deeply_nested_and_overlong_json_lines_name_their_line(tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    nested = "[" * 100_000 + "]" * 100_000
+    deep.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": ' + nested + "}\n")
+    assert "line 2: JSON nested too deeply" in _single_line_error(deep)
+    long = tmp_path / "long.jsonl"
+    long.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1' + "0" * 5000 + "}\n")
+    assert "line 2" in _single_line_error(long)
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1' + "0" * 400 + "}\n")
+    assert "line 2: column 'loss'" in _single_line_error(huge)
+    cell = tmp_path / "cell.jsonl"
+    cell.write_text(
+        '{"step": 1, "loss": 2.0}\n{"step": 2, "loss": ' + "[" * 500 + "]" * 500 + "}\n"
+    )
+    assert "not a number" in _single_line_error(cell)  # the cell is cut short in the message
+
+
+def test_a_one_row_log_reads_and_fits_with_a_clear_error(tmp_path):
+    from lrlab.laws import get_law
+
+    path = write_csv(tmp_path / "one.csv", "step,lr,loss", ["0,1e-3,3.5"])
+    run = read_run(path)
+    assert run.steps.tolist() == [0] and run.lr.size == 1
+    with pytest.raises(LrlabError, match="usable logged points"):
+        get_law("lrlab").fit([run])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunWarning)  # the slice starts at step 2176
+        fitted = read_run(shared_slice_csv(tmp_path, "25M", "constant_24000"))
+    law = get_law("lrlab").fit([fitted])
+    assert np.isfinite(law.predict(run.lr, run.steps)).all()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lrlab.errors import LrlabError
-from lrlab.runs.model import RunWarning
+from lrlab.runs.model import MAX_LR, MAX_STEP, RunWarning
 
 SPARSE_GAP_FRACTION = 0.05
 SPARSE_GAP_MIN_STEPS = 256
@@ -27,9 +27,15 @@ def lr_from_schedule(schedule: Any, last_step: int, source: str) -> np.ndarray:
     """Per-step LR for steps 0..last_step from a schedule (object, spec dict or spec string)."""
     from lrlab.schedules import from_spec  # the schedule library is only needed for specs
 
+    if not 0 <= last_step <= MAX_STEP:
+        raise LrlabError(f"{source}: step {last_step} is outside 0..{MAX_STEP:,}")
     lr = np.asarray(from_spec(schedule)(np.arange(last_step + 1)), dtype=np.float64)
     if not np.all(np.isfinite(lr)) or np.any(lr < 0):
         raise LrlabError(f"{source}: the schedule gives a non-finite or negative learning rate")
+    if np.any(lr > MAX_LR):
+        raise LrlabError(
+            f"{source}: the schedule's learning rate reaches {lr.max():g}, above {MAX_LR:g}"
+        )
     return lr
 
 

@@ -8,7 +8,7 @@ columns), ``.tsv``, ``.jsonl``, ``.parquet`` (needs pyarrow), and TensorBoard ev
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,17 @@ import numpy as np
 
 from lrlab.errors import LrlabError
 from lrlab.mapping_file import read_mapping
-from lrlab.runs.columns import pick_column, table_records
+from lrlab.runs.columns import choose_columns, pick_column, table_records
 from lrlab.runs.model import Run, RunWarning
 from lrlab.runs.per_step_lr import lr_from_logged, lr_from_schedule
 from lrlab.runs.records import Records, clean
-from lrlab.runs.tables import Table, read_delimited, read_jsonl, read_parquet
+from lrlab.runs.tables import Chooser, Table, read_delimited, read_jsonl, read_parquet
 from lrlab.runs.tensorboard import event_files, read_scalars
 
+# Each reader takes the path and a `Chooser` of the columns to keep.
 TABLE_READERS = {
-    ".csv": lambda path: read_delimited(path, ","),
-    ".tsv": lambda path: read_delimited(path, "\t"),
+    ".csv": lambda path, choose: read_delimited(path, ",", choose),
+    ".tsv": lambda path, choose: read_delimited(path, "\t", choose),
     ".jsonl": read_jsonl,
     ".ndjson": read_jsonl,
     ".parquet": read_parquet,
@@ -63,18 +64,18 @@ def tensorboard_records(path: Path, mapping: Mapping[str, str]) -> Records:
         for number, step, tag, value in scalars
         if tag in (loss_tag, lr_tag)
     ]
-    return Records.from_rows(str(path), rows)
+    return Records.from_rows(str(path), rows, unit="record")
 
 
-def load_table(path: Path) -> Table:
-    """Read a tabular log by its extension."""
+def load_table(path: Path, choose: Chooser) -> Table:
+    """Read a tabular log by its extension, keeping the columns `choose` picks."""
     reader = TABLE_READERS.get(path.suffix.lower())
     if reader is None:
         known = ", ".join(sorted(TABLE_READERS))
         raise LrlabError(
             f"{path}: unknown log format {path.suffix!r} (known: {known}, TensorBoard event files)"
         )
-    return reader(path)
+    return reader(path, choose)
 
 
 def sidecar_schedule(path: Path) -> tuple[dict[str, Any], Path] | None:
@@ -140,10 +141,14 @@ def read_run(
     if is_tensorboard(path):
         records, log_format = tensorboard_records(path, mapping), "tensorboard"
     else:
-        table = load_table(path)
-        records = table_records(table, mapping)
-        wandb = pick_column("step", table.columns, mapping, str(path)) == "_step"
-        log_format = "wandb-csv" if wandb else path.suffix.lower().lstrip(".")
+        chosen: dict[str, str | None] = {}
+
+        def choose(names: Sequence[str]) -> list[str]:
+            chosen.update(choose_columns(names, mapping, str(path)))
+            return list(dict.fromkeys(name for name in chosen.values() if name is not None))
+
+        records = table_records(load_table(path, choose), chosen)
+        log_format = "wandb-csv" if chosen["step"] == "_step" else path.suffix.lower().lstrip(".")
     log = clean(records)
     last_step = int(log.steps[-1])
     spec, origin = schedule, str(path)

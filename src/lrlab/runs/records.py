@@ -1,11 +1,12 @@
-"""Raw logged records and the clean-up every real log needs.
+"""Logged rows as arrays, and the rules for messy logs.
 
-Readers turn a file into `Records`: one entry per logged row, with the step, the loss and the LR
+A reader turns a log into `Records`: for every row, in file order, the step, the loss and the LR
 (NaN where the row has no value) and where in the file it came from. `clean` then applies the rules
 for messy logs: resumed runs log overlapping, out-of-order segments, so the *last* value logged for
 a step wins (for loss and LR separately) and the result is sorted by step; NaN/inf losses are
-dropped with a warning giving their count.
-"""
+dropped with a warning giving their count. What no law can use is an error naming its line: a
+step that is not a whole number in 0..`MAX_STEP`, a loss that is not positive (laws fit the log of
+the loss), an LR that is negative or above `MAX_LR`."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import warnings
 import numpy as np
 
 from lrlab.errors import LrlabError
-from lrlab.runs.model import RunWarning
+from lrlab.runs.model import MAX_LR, MAX_STEP, RunWarning
 
 
 @dataclasses.dataclass(frozen=True)
 class Records:
     """Logged rows in file order. `lr` and `loss` are NaN where a row has no value (empty cell);
-    `loss_present` tells a missing loss from a logged NaN. `lines` locates each row for errors."""
+    `loss_present` tells a missing loss from a logged NaN. ``lines`` locates each row for errors,
+    in `unit`s (``line``, or ``row`` / ``record`` for binary formats)."""
 
     source: str
     steps: np.ndarray
@@ -30,11 +32,13 @@ class Records:
     lr: np.ndarray
     lr_present: np.ndarray
     lines: np.ndarray
+    unit: str = "line"
 
     @staticmethod
     def from_rows(
         source: str,
         rows: list[tuple[int, float, float | None, float | None]],
+        unit: str = "line",
     ) -> Records:
         """Build from ``(line, step, loss or None, lr or None)`` tuples."""
         if not rows:
@@ -45,7 +49,11 @@ class Records:
         lr_present = np.array([row[3] is not None for row in rows])
         loss = np.array([np.nan if row[2] is None else row[2] for row in rows], dtype=np.float64)
         lr = np.array([np.nan if row[3] is None else row[3] for row in rows], dtype=np.float64)
-        return Records(source, steps, loss, loss_present, lr, lr_present, lines)
+        return Records(source, steps, loss, loss_present, lr, lr_present, lines, unit)
+
+    def where(self, row: int) -> str:
+        """``"<source>, line N"`` for row `row`."""
+        return f"{self.source}, {self.unit} {self.lines[row]}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,36 +67,61 @@ class CleanLog:
 
 
 def check_steps(records: Records) -> np.ndarray:
-    """The steps as integers; a fractional, negative or non-finite step is an error naming its
-    line."""
+    """The steps as integers; a fractional, negative, non-finite or too large step is an error
+    naming its line (per-step arrays cover every step up to the last: a stray row at step 1e8
+    would take gigabytes)."""
     steps = records.steps
     bad = ~np.isfinite(steps) | (steps < 0) | (steps != np.round(steps))
     if np.any(bad):
         first = int(np.argmax(bad))
         raise LrlabError(
-            f"{records.source}, line {records.lines[first]}: step {float(steps[first])!r} is not a "
-            "non-negative whole number"
+            f"{records.where(first)}: step {float(steps[first])!r} is not a non-negative whole "
+            "number"
+        )
+    beyond = steps > MAX_STEP
+    if np.any(beyond):
+        first = int(np.argmax(beyond))
+        raise LrlabError(
+            f"{records.where(first)}: step {int(steps[first])} is beyond the last step lrlab "
+            f"handles ({MAX_STEP:,}; see docs/laws.md)"
         )
     return steps.astype(np.int64)
 
 
 def _last_per_step(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep the value logged last for each step; return them sorted by step."""
+    if steps.size and np.all(steps[1:] > steps[:-1]):  # the usual log: nothing to sort
+        return steps, values
     reversed_steps = steps[::-1]
     unique, first_in_reversed = np.unique(reversed_steps, return_index=True)
     return unique, values[::-1][first_in_reversed]
 
 
-def clean(records: Records) -> CleanLog:
-    """Apply the messy-log rules: last value per step wins, sort by step, drop NaN/inf losses."""
-    steps = check_steps(records)
-    bad_lr = records.lr_present & ~(np.isfinite(records.lr) & (records.lr >= 0))
+def _check_values(records: Records) -> None:
+    """Losses must be positive (the laws fit log-loss; NaN/inf are dropped later, with a
+    warning) and LRs finite, non-negative and at most `MAX_LR`."""
+    loss, lr = records.loss, records.lr
+    with np.errstate(invalid="ignore"):
+        bad_loss = records.loss_present & np.isfinite(loss) & (loss <= 0)
+        bad_lr = records.lr_present & ~(np.isfinite(lr) & (lr >= 0) & (lr <= MAX_LR))
+    if np.any(bad_loss):
+        first = int(np.argmax(bad_loss))
+        raise LrlabError(
+            f"{records.where(first)}: loss {float(loss[first])!r} is not positive "
+            "(the laws fit the logarithm of the loss)"
+        )
     if np.any(bad_lr):
         first = int(np.argmax(bad_lr))
         raise LrlabError(
-            f"{records.source}, line {records.lines[first]}: lr {float(records.lr[first])!r} "
-            "is not a finite non-negative number"
+            f"{records.where(first)}: lr {float(lr[first])!r} is not a finite number in "
+            f"[0, {MAX_LR:g}]"
         )
+
+
+def clean(records: Records) -> CleanLog:
+    """Apply the messy-log rules: last value per step wins, sort by step, drop NaN/inf losses."""
+    steps = check_steps(records)
+    _check_values(records)
     loss_steps, loss = _last_per_step(
         steps[records.loss_present], records.loss[records.loss_present]
     )

@@ -1,0 +1,475 @@
+"""How early is a live forecast good, does ``lrlab whatif`` pick a good cooldown start, and what
+does forecasting cost the training loop?
+
+    python benchmarks/live.py [--out DIR] [--parts shared,wsd124,tunnel,overhead] [--all-124m]
+
+- ``shared``: each curve of the shared multi-power-law data (25M/100M/400M, nine schedules) cut at
+  10, 25, 50 and 75% of its length; the final loss forecast from the part seen (schedule known)
+  by `lrlab.live.LiveForecaster` - alone (the default), and with a reference fit of another model
+  size's three training runs (``--reference``) - against two baselines a user would try: a power
+  law in steps fitted to the loss alone, and the last smoothed value (mean of the last 5 points).
+  Error ``|forecast / final - 1|`` (the final loss: the last logged point), band coverage, and how
+  often there is no forecast (too few points, or a band wider than 20%).
+- ``wsd124``: the same on the 124M WSD-cooldown curves (another group's runs); a WSD branch's
+  prefix is the stable run's. The reference is a fit of the stable run and the cosine-to-10% run
+  of 25000 steps at the same peak LR (the README's suggested task), and is scored on the others.
+- ``tunnel``: wind-tunnel runs of the study's default model (800 steps): the study's three fit
+  runs (the reference), a WSD-20%-linear run (the plan) and a cosine run, cut as above; then the
+  cooldown decision - at 50% of the WSD run, the start `lrlab whatif` picks, trained, against
+  WSD-20%. Runs are cached under ``--out`` and reused.
+- ``overhead``: the training-step time of a small transformer loop with `lrlab.integrations.
+  Forecaster` (fits in a child process, or a thread) against the same loop without it, in one
+  run, interleaved blocks; and the same for a Hugging Face Trainer with its callback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize
+
+import shared_data as shared
+from lrlab.laws import get_law
+from lrlab.live import LiveForecaster
+from lrlab.runs import Run, read_run
+from lrlab.schedules import parse
+
+CUTS = (0.10, 0.25, 0.50, 0.75)
+REFERENCE_SIZE = {"25M": "100M", "100M": "25M", "400M": "100M"}
+DATA_124M = shared.shared_data_dir().parent / "wsd-cooldown-124m"
+SMOOTH = 5  # points averaged by the last-smoothed-value baseline
+
+
+# --- forecasts from a cut curve -----------------------------------------------------------------
+
+
+def power_in_steps(run: Run, final_step: int) -> float:
+    """Baseline: ``L0 + A t^-alpha`` fitted to the loss alone (by least squares on log-loss),
+    evaluated at the final step."""
+    steps, loss = run.steps.astype(float), run.loss
+    if steps.size < 4:
+        return float("nan")  # fewer points than the three parameters need
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        return np.log(theta[0] + theta[1] * steps ** -theta[2]) - np.log(loss)
+
+    start = np.array([0.8 * loss.min(), loss.max(), 0.3])
+    fitted = optimize.least_squares(
+        residuals, start, bounds=([0, 0, 0.01], [loss.min(), np.inf, 3.0]), x_scale="jac"
+    ).x
+    return float(fitted[0] + fitted[1] * final_step ** -fitted[2])
+
+
+def last_smoothed(run: Run) -> float:
+    """Baseline: the mean of the last `SMOOTH` losses."""
+    return float(np.mean(run.loss[-SMOOTH:]))
+
+
+def score_cuts(
+    name: str, run: Run, schedule: str, references: dict, rows: list[dict], group: str
+) -> None:
+    """Cut `run` at each of `CUTS`, forecast its last logged loss every way, append rows."""
+    final_step, final = int(run.steps[-1]), float(run.loss[-1])
+    for cut in CUTS:
+        if run.steps[0] > cut * final_step:
+            continue  # nothing logged yet (the shared logs start after the warmup)
+        part = run.until(int(cut * final_step))
+        if part.steps.size < 2:
+            continue
+        row = {"group": group, "curve": name, "cut": cut, "final": final}
+        row["power_steps"] = power_in_steps(part, final_step)
+        row["last_smoothed"] = last_smoothed(part)
+        for method, reference in {"live": None, **references}.items():
+            forecaster = LiveForecaster(
+                schedule=schedule, total_steps=final_step + 1, reference=reference, whatifs=False
+            )
+            result = forecaster.forecast(part)
+            row[method] = result.final_loss if result.status == "forecast" else None
+            row[f"{method}_band"] = (result.final_low, result.final_high)
+            row[f"{method}_status"] = result.status
+        rows.append(row)
+
+
+def summarise(rows: list[dict], methods: list[str], title: str) -> None:
+    """Mean error per cut, band coverage and forecasts given, per method."""
+    print(f"\n{title}")
+    print(
+        f"{'cut':>4} {'method':<15} {'curves':>6} {'given':>6} {'mean err':>9} {'max err':>9} "
+        f"{'cover90':>7}  (errors over the curves with a forecast; baselines on the same curves)"
+    )
+    for cut in CUTS:
+        at_cut = [row for row in rows if row["cut"] == cut]
+        if not at_cut:
+            continue
+        for method in methods:
+            scored = [row for row in at_cut if method in row]
+            # No forecast: too few points or too wide a band (ours), a failed fit (the power law)
+            given = [row for row in scored if row[method] is not None and np.isfinite(row[method])]
+            if not scored:
+                continue
+            errors = [abs(row[method] / row["final"] - 1) for row in given]
+            band = f"{method}_band"
+            covered = [row[band][0] <= row["final"] <= row[band][1] for row in given if band in row]
+            coverage = f"{np.mean(covered):>7.2f}" if covered else f"{'-':>7}"
+            mean = f"{np.mean(errors):>9.5f}" if errors else f"{'-':>9}"
+            worst = f"{np.max(errors):>9.5f}" if errors else f"{'-':>9}"
+            print(
+                f"{cut:>4.0%} {method:<15} {len(scored):>6} {len(given):>6} {mean} {worst} "
+                f"{coverage}"
+            )
+            if method.startswith("live") and given and len(given) < len(scored):
+                # The baselines on the same curves, so that the comparison is like for like.
+                for base in ("power_steps", "last_smoothed"):
+                    same = np.nanmean([abs(row[base] / row["final"] - 1) for row in given])
+                    print(f"{'':>4} {'  ' + base:<15} {'':>6} {len(given):>6} {same:>9.5f}")
+
+
+# --- the data sets ------------------------------------------------------------------------------
+
+
+def shared_part(rows: list[dict], sizes: list[str]) -> None:
+    references = {}
+    for size in sizes:
+        began = time.perf_counter()
+        other = REFERENCE_SIZE[size]
+        if other not in references:
+            references[other] = get_law("lrlab").fit(shared.load_shared_runs(other, shared.TRAIN))
+        same = get_law("lrlab").fit(shared.load_shared_runs(size, shared.TRAIN))
+        for name in shared.TRAIN + shared.HELD_OUT:
+            run = shared.load_shared_run(size, name)
+            refs = {"live_ref_other": references[other]}
+            if name not in shared.TRAIN:  # the same size's fit has not seen these
+                refs["live_ref_same"] = same
+            score_cuts(name, run, shared.SCHEDULE_SPECS[name], refs, rows, f"shared {size}")
+        print(f"shared {size}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+
+
+def spec_124m(record: dict) -> str:
+    peak, total = record["peak_lr"], record["total_steps"]
+    warmup = record["warmup"]
+    kind = record["kind"]
+    if kind.startswith("stable"):
+        return f"constant(peak={peak}, warmup={warmup})"
+    if kind.startswith("cos"):
+        end = 0.1 if kind.startswith("cos-10") else 0.0
+        return f"cosine(peak={peak}, total={total}, warmup={warmup}, end_ratio={end})"
+    decay = "1-sqrt" if record["decay"] == "sqrt" else "linear"
+    fraction = record["cooldown_fraction"]
+    return (
+        f"wsd(peak={peak}, total={total}, warmup={warmup}, cooldown_fraction={fraction}, "
+        f"decay={decay})"
+    )
+
+
+def load_124m(record: dict, stable: Run | None) -> Run:
+    """A run of the 124M set; a WSD branch gets the stable run's points before its own."""
+    spec = spec_124m(record)
+    run = read_run(DATA_124M / f"{record['name']}.csv", schedule=spec)
+    if stable is None or not record["kind"].startswith("ann"):
+        return run
+    before = stable.steps < run.steps[0]
+    steps = np.concatenate([stable.steps[before], run.steps])
+    loss = np.concatenate([stable.loss[before], run.loss])
+    lr = parse(spec)(np.arange(int(steps[-1]) + 1))
+    return Run(record["name"], lr, steps, loss, source=run.source)
+
+
+def wsd124_part(rows: list[dict], every_run: bool) -> None:
+    records = json.loads((DATA_124M / "runs.json").read_text())
+    for peak in sorted({record["peak_lr"] for record in records}):
+        began = time.perf_counter()
+        at_peak = [record for record in records if record["peak_lr"] == peak]
+        by_name = {record["name"]: record for record in at_peak}
+        stable_record = next(r for r in at_peak if r["kind"].startswith("stable"))
+        stable = load_124m(stable_record, None)
+        cosine_name = next(
+            r["name"]
+            for r in at_peak
+            if r["kind"].startswith("cos-10") and r["total_steps"] == 25000
+        )
+        reference = get_law("lrlab").fit([stable, load_124m(by_name[cosine_name], None)])
+        for record in at_peak:
+            chosen = (
+                every_run
+                or record["kind"].startswith(("stable", "cos"))
+                or (
+                    record["total_steps"] in (25000, 50000)
+                    and record["cooldown_fraction"] in (0.2, 0.4, 0.8)
+                )
+            )
+            if not chosen:
+                continue
+            run = load_124m(record, stable)
+            refs = {}
+            if record["name"] not in (stable_record["name"], cosine_name):
+                refs["live_ref_same"] = reference
+            score_cuts(record["name"], run, spec_124m(record), refs, rows, f"124M lr {peak:g}")
+        print(f"124M lr {peak:g}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+
+
+# --- the wind tunnel ----------------------------------------------------------------------------
+
+
+def tunnel_part(out: Path, rows: list[dict]) -> None:
+    from lrlab.study import StudyConfig, train_tunnel_run
+
+    study = StudyConfig()
+    setup = {section: dict(values) for section, values in study.tunnel.items()}
+    setup["train"].update(eval_interval=10, eval_batches=16)  # a smoother eval curve
+    budget, peak, warmup = study.budget, study.peak, study.warmup
+    config = {"budget": budget, "tunnel": setup}
+
+    def train(name: str, spec: str) -> Run:
+        return train_tunnel_run(
+            config,
+            out / "tunnel" / name,
+            name,
+            parse(spec),
+            lambda message: print(message, file=sys.stderr, flush=True),
+            "[live]",
+        )
+
+    fit_runs = {name: train(name, str(s)) for name, s in study.fit_runs().items()}
+    reference = get_law("lrlab").fit(list(fit_runs.values()))
+    common = f"peak={peak}, total={budget}, warmup={warmup}"
+    wsd20 = f"wsd({common}, cooldown_fraction=0.2, decay=linear)"
+    plans = {"wsd-20%": wsd20, "cosine-10%": f"cosine({common}, end_ratio=0.1)"}
+    runs = {name: train(name, spec) for name, spec in plans.items()}
+    for name, spec in plans.items():
+        score_cuts(name, runs[name], spec, {"live_ref_same": reference}, rows, "tunnel")
+    summarise(
+        [row for row in rows if row["group"] == "tunnel"],
+        ["live", "live_ref_same", "power_steps", "last_smoothed"],
+        "wind tunnel (study model, 800 steps): final-loss forecast error by the part seen",
+    )
+
+    print("\ncooldown decision at 50% of the WSD-20% run (budget 800 steps), measured:")
+    half = runs["wsd-20%"].until(budget // 2)
+    final_wsd = float(runs["wsd-20%"].loss[-1])
+    print(f"  WSD-20%-linear (cooldown at {budget - round(0.2 * budget)}): {final_wsd:.4f}")
+    for label, ref in (("lrlab whatif", None), ("lrlab whatif --reference", reference)):
+        forecaster = LiveForecaster(schedule=wsd20, total_steps=budget, reference=ref)
+        result = forecaster.forecast(half)
+        if result.status != "forecast" or result.best is None:
+            print(f"  {label}: no forecast ({result.status}): {'; '.join(result.notes)}")
+            continue
+        start = result.best.whatif.start
+        name = f"wsd-cooldown-at-{start}"
+        measured = float(train(name, f"wsd({common}, cooldown_steps={budget - start})").loss[-1])
+        print(
+            f"  {label}: best start {start}, forecast {result.best.final_loss:.4f} "
+            f"[{result.best.low:.4f}, {result.best.high:.4f}] (planned WSD-20% forecast "
+            f"{result.final_loss:.4f}); measured {measured:.4f}: "
+            f"{'at least as low' if measured <= final_wsd else 'higher'} than WSD-20% by "
+            f"{final_wsd - measured:+.4f}"
+        )
+    scatter = np.std(np.diff(runs["wsd-20%"].loss[-20:])) / np.sqrt(2)
+    print(f"  eval-loss scatter of one point near the end (successive differences): {scatter:.4f}")
+
+
+# --- overhead -----------------------------------------------------------------------------------
+
+
+def overhead_part(rounds: int, steps: int) -> None:
+    import torch
+
+    from lrlab.integrations import Forecaster
+
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(64, 4, 256, dropout=0.0, batch_first=True)
+    body = torch.nn.Sequential(
+        torch.nn.Embedding(256, 64), torch.nn.TransformerEncoder(layer, 2), torch.nn.Linear(64, 256)
+    )
+
+    def model(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, None]:
+        logits = body(inputs)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 256), targets.reshape(-1)), None
+
+    optimizer = torch.optim.AdamW(body.parameters(), lr=3e-3)
+    data = torch.randint(0, 256, (64, 65))
+    schedule = parse(
+        f"wsd(peak=3e-3, total={rounds * 3 * steps}, warmup=50, cooldown_fraction=0.2)"
+    )
+    step_count = 0
+
+    def block(forecaster: Forecaster | None) -> tuple[float, float]:
+        """Seconds per step over `steps` steps, wall-clock and the training thread's CPU time;
+        the loss is logged every 10 steps."""
+        nonlocal step_count
+        began, cpu = time.perf_counter(), time.thread_time()
+        for _ in range(steps):
+            index = torch.randint(0, 64, (16,))
+            batch = data[index]
+            for group in optimizer.param_groups:
+                group["lr"] = float(schedule(step_count))
+            loss, _ = model(batch[:, :-1], batch[:, 1:])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if forecaster is not None and step_count % 10 == 0:
+                forecaster.update(step_count, loss.item(), optimizer.param_groups[0]["lr"])
+            step_count += 1
+        return (time.perf_counter() - began) / steps, (time.thread_time() - cpu) / steps
+
+    # One intra-op thread: the step's work is then all in the training thread, whose CPU time
+    # (unlike the wall clock on a machine shared with other work) only the loop's own work moves.
+    torch.set_num_threads(1)
+    modes = ["none", "process", "thread"]
+    forecasters = {
+        mode: Forecaster(schedule=schedule, every=5, background=mode) for mode in modes[1:]
+    }
+    block(None)  # warm up
+    times: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            times[mode].append(block(forecasters.get(mode)))
+    fits = {mode: forecasters[mode].forecast() for mode in modes[1:]}
+    for forecaster in forecasters.values():
+        forecaster.close()
+    print(
+        f"\noverhead: a transformer (d64, 2 layers), batch 16x64, one torch thread, {rounds} "
+        f"interleaved blocks of {steps} steps per mode, loss logged every 10 steps, a refit "
+        "every 5 logs (ratios: median over blocks of the block's time over the block without "
+        "forecasts just before it)"
+    )
+    for kind, index in (("wall-clock", 0), ("training-thread CPU", 1)):
+        base = statistics.median(t[index] for t in times["none"])
+        print(f"  {kind}: without forecasts {base * 1000:.2f} ms/step")
+        for mode in modes[1:]:
+            ratio = statistics.median(
+                t[index] / b[index] for t, b in zip(times[mode], times["none"], strict=True)
+            )
+            median = statistics.median(t[index] for t in times[mode])
+            print(f"    fits in a {mode:<7}: {median * 1000:.2f} ms/step, ratio {ratio:.4f}")
+    for mode in modes[1:]:
+        last = fits[mode]
+        print(f"  {mode}: last forecast at step {last['step'] if last else None}")
+
+
+def trainer_overhead(rounds: int) -> None:
+    import codecs
+    import this
+
+    import torch
+    import transformers
+
+    from lrlab.integrations import TrainerForecastCallback, add_forecast_callback
+
+    text = codecs.decode(this.s, "rot13").encode()
+    ids = torch.tensor(list(text))
+    blocks = ids[: len(ids) // 32 * 32].view(-1, 32)
+    data = [{"input_ids": b, "labels": b} for b in blocks]
+    transformers.logging.set_verbosity_error()
+
+    class Clock(transformers.TrainerCallback):
+        """The training thread's CPU time from step 50 to the end: the steady state, without
+        the one-time start of the fitting process."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 50:
+                self.began = time.thread_time()
+            elif state.global_step == state.max_steps:
+                self.seconds = time.thread_time() - self.began
+
+    def seconds(with_callback: bool) -> float:
+        """The training thread's CPU seconds per step after step 50 (one torch thread)."""
+        torch.manual_seed(0)
+        config = transformers.GPT2Config(
+            vocab_size=256, n_positions=32, n_embd=32, n_layer=2, n_head=2
+        )
+        args = transformers.TrainingArguments(
+            output_dir="/tmp/lrlab-live-bench",
+            max_steps=300,
+            per_device_train_batch_size=8,
+            learning_rate=3e-3,
+            lr_scheduler_type="cosine",
+            warmup_steps=20,
+            logging_steps=10,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            log_level="error",
+        )
+        model = transformers.GPT2LMHeadModel(config)
+        clock = Clock()
+        trainer = transformers.Trainer(
+            model=model, args=args, train_dataset=data, callbacks=[clock]
+        )
+        if with_callback:
+            add_forecast_callback(trainer, TrainerForecastCallback(every=5))
+        trainer.train()
+        return clock.seconds / 250
+
+    torch.set_num_threads(1)
+    seconds(False)  # warm up
+    pairs = [(seconds(False), seconds(True)) for _ in range(rounds)]
+    ratio = statistics.median(b / a for a, b in pairs)
+    print(
+        f"  Hugging Face Trainer (GPT-2 2x32, 300 steps, logging every 10, a refit every 5 "
+        f"logs), {rounds} interleaved pairs, training-thread CPU per step after step 50: "
+        f"without {statistics.median(a for a, _ in pairs) * 1000:.2f} ms, with the callback "
+        f"{statistics.median(b for _, b in pairs) * 1000:.2f} ms, ratio {ratio:.4f}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="out/live")
+    parser.add_argument("--parts", default="shared,wsd124,tunnel,overhead")
+    parser.add_argument("--sizes", default=",".join(shared.SIZES))
+    parser.add_argument("--all-124m", action="store_true", help="every 124M curve, not a subset")
+    parser.add_argument("--rounds", type=int, default=7, help="overhead: blocks per mode")
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    warnings.simplefilter("ignore")  # logged-LR mismatches of the 124M logs, fit warnings
+    print(
+        f"machine: {platform.machine()}, python {platform.python_version()}; "
+        f"parts: {', '.join(parts)}"
+    )
+    began = time.perf_counter()
+    rows: list[dict] = []
+    methods = ["live", "live_ref_other", "live_ref_same", "power_steps", "last_smoothed"]
+    if "shared" in parts and shared.shared_data_available():
+        shared_part(rows, args.sizes.split(","))
+        for group in sorted({row["group"] for row in rows}):
+            for label, names in (
+                (
+                    "24000-step curves",
+                    ("cosine_24000", "constant_24000", "wsd_20000_24000", "wsdld_20000_24000"),
+                ),
+                ("all nine curves", shared.TRAIN + shared.HELD_OUT),
+            ):
+                summarise(
+                    [r for r in rows if r["group"] == group and r["curve"] in names],
+                    methods,
+                    f"{group}, {label}: final-loss forecast error by the part seen",
+                )
+    if "wsd124" in parts and (DATA_124M / "runs.json").is_file():
+        start = len(rows)
+        wsd124_part(rows, args.all_124m)
+        for group in sorted({row["group"] for row in rows[start:]}):
+            summarise(
+                [r for r in rows if r["group"] == group],
+                ["live", "live_ref_same", "power_steps", "last_smoothed"],
+                f"{group}: final-loss forecast error by the part seen",
+            )
+    if "tunnel" in parts:
+        tunnel_part(Path(args.out), rows)
+    if "overhead" in parts:
+        overhead_part(args.rounds, 200)
+        trainer_overhead(5)
+    print(f"\ntotal {time.perf_counter() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Forecasts off the training thread, for the trainer callbacks (`lrlab.integrations`).
+
+The training loop only appends ``(step, loss, lr)`` to a queue, which takes microseconds; a fit
+takes a second or more and must not stall it. `BackgroundForecaster` runs the fits elsewhere:
+
+- ``process`` (the default): a child Python process (``python -m lrlab.live.worker``) at a
+  lower scheduling priority, fed through a pipe. A fit then holds neither the training thread's
+  interpreter lock nor, on a busy machine, its CPU time.
+- ``thread``: a daemon thread in the training process. No process to start, but a fit's Python
+  code competes with the training loop for the interpreter lock.
+
+Either way only the latest request counts: points that arrive while a fit runs are kept, and the
+next fit starts from all of them, so fits never queue up behind a fast loop. Each forecast is a
+`LiveForecast.to_dict` object; it is also written, atomically, to `json_path` when one is given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from lrlab.atomic import atomic_write_text
+from lrlab.errors import LrlabError
+from lrlab.live.forecaster import LiveForecaster
+from lrlab.runs.model import Run
+from lrlab.runs.per_step_lr import lr_from_logged, lr_from_schedule
+
+MODES = ("process", "thread")
+NICENESS = 10  # the fitting process yields the CPU to the training loop on a busy machine
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null (JSON has none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+class Session:
+    """The points a run has logged and the forecaster that fits them (lives where fits run)."""
+
+    def __init__(self, options: dict[str, Any], json_path: str | None = None) -> None:
+        self.forecaster = LiveForecaster(**options)
+        self.json_path = json_path
+        self.points: dict[int, tuple[float, float]] = {}  # step -> (loss, lr); last one wins
+
+    def add(self, steps: list[int], losses: list[float], lrs: list[float]) -> None:
+        """Record logged points (a step logged again replaces the earlier value)."""
+        for step, loss, lr in zip(steps, losses, lrs, strict=True):
+            self.points[int(step)] = (float(loss), float(lr))
+
+    def run(self) -> tuple[Run | None, list[str]]:
+        """The run so far (finite losses, per-step LR from the schedule or the logged LR) and
+        notes on what was left out; None while no finite loss has been logged."""
+        notes: list[str] = []
+        steps = np.array(sorted(self.points), dtype=np.int64)
+        if steps.size == 0:
+            return None, notes
+        loss = np.array([self.points[s][0] for s in steps.tolist()])
+        lr = np.array([self.points[s][1] for s in steps.tolist()])
+        finite = np.isfinite(loss)
+        if not np.all(finite):
+            first = int(steps[~finite][0])
+            notes.append(
+                f"{np.count_nonzero(~finite)} NaN/inf loss value(s) since step {first} left out; "
+                "forecasting from the finite points"
+            )
+        if not np.any(finite):
+            return None, notes
+        last = int(steps[finite][-1])
+        schedule = self.forecaster.schedule
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if schedule is not None:
+                per_step = lr_from_schedule(schedule, last, "schedule")
+            else:
+                known = np.isfinite(lr) & (lr >= 0)
+                per_step = lr_from_logged(steps[known], lr[known], last, "logged lr")
+        notes += [str(warning.message) for warning in caught]
+        return Run("live", per_step, steps[finite], loss[finite], source="live"), notes
+
+    def forecast(self) -> dict[str, Any] | None:
+        """Fit and forecast the run so far (written to `json_path` too); None without points."""
+        run, notes = self.run()
+        if run is None:
+            return None
+        try:
+            result = _json_safe(self.forecaster.forecast(run, notes).to_dict())
+        except LrlabError as error:
+            result = {"status": "error", "error": str(error), "step": int(run.steps[-1])}
+        if self.json_path:
+            atomic_write_text(self.json_path, json.dumps(result, indent=2) + "\n")
+        return result
+
+
+class BackgroundForecaster:
+    """Forecasts of a growing run computed in a child process or a thread (module docstring).
+
+    `options` are `LiveForecaster`'s keyword arguments (plain data: a schedule as a spec, a
+    reference fit as a path, so that they reach a child process). `submit` hands over new points
+    and asks for a fit; `latest` is the newest forecast; `wait` blocks until the fits asked for
+    are done.
+    """
+
+    def __init__(
+        self,
+        options: dict[str, Any],
+        *,
+        mode: str = "process",
+        json_path: str | Path | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise LrlabError(f"background mode must be one of {', '.join(MODES)}, got {mode!r}")
+        LiveForecaster(**options)  # bad options fail here, in the caller, not in the background
+        self.mode = mode
+        self._latest: dict[str, Any] | None = None
+        self._asked = 0
+        self._done = 0
+        self._changed = threading.Condition()
+        self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        path = None if json_path is None else str(json_path)
+        if mode == "thread":
+            self._session = Session(options, path)
+            target: Callable[[], None] = self._fit_in_thread
+        else:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "lrlab.live.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            self._send(("init", options, path))
+            target = self._feed_child
+            threading.Thread(target=self._read_child, daemon=True).start()
+        self._worker = threading.Thread(target=target, daemon=True)
+        self._worker.start()
+
+    def submit(self, steps: list[int], losses: list[float], lrs: list[float]) -> None:
+        """Hand over new points and ask for a forecast (returns at once)."""
+        with self._changed:
+            self._asked += 1
+        self._inbox.put(("points", steps, losses, lrs))
+
+    def latest(self) -> dict[str, Any] | None:
+        """The newest forecast (None before the first)."""
+        with self._changed:
+            return self._latest
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """Block until every fit asked for so far is done (or `timeout` seconds); the newest
+        forecast."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._done >= self._asked, timeout)
+            return self._latest
+
+    def close(self) -> None:
+        """Stop the worker (a fit in progress is abandoned)."""
+        self._inbox.put(("stop",))
+        if self.mode == "process":
+            self._worker.join(timeout=5)
+            try:
+                self._child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait()
+
+    def _publish(self, result: dict[str, Any] | None, answered: int) -> None:
+        with self._changed:
+            if result is not None:
+                self._latest = result
+            self._done = max(self._done, answered)
+            self._changed.notify_all()
+
+    def _drain(self, first: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], bool]:
+        """`first` and whatever else is waiting: the fits coalesce into one."""
+        items, stop = [first], first[0] == "stop"
+        while not stop:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            items.append(item)
+            stop = item[0] == "stop"
+        return [item for item in items if item[0] == "points"], stop
+
+    def _fit_in_thread(self) -> None:
+        while True:
+            batches, stop = self._drain(self._inbox.get())
+            if stop:
+                return
+            with self._changed:
+                answered = self._asked
+            for _, steps, losses, lrs in batches:
+                self._session.add(steps, losses, lrs)
+            self._publish(self._session.forecast(), answered)
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        assert self._child.stdin is not None
+        pickle.dump(message, self._child.stdin)
+        self._child.stdin.flush()
+
+    def _feed_child(self) -> None:
+        """Forward points to the child; it fits once per message, so batches are merged."""
+        while True:
+            batches, stop = self._drain(self._inbox.get())
+            try:
+                if batches:
+                    with self._changed:
+                        answered = self._asked
+                    merged = [[value for b in batches for value in b[i]] for i in (1, 2, 3)]
+                    self._send(("fit", answered, *merged))
+                if stop:
+                    self._send(("stop",))
+                    return
+            except (BrokenPipeError, OSError):  # the child is gone: nothing more will come
+                self._publish(None, 1 << 62)
+                return
+
+    def _read_child(self) -> None:
+        stream = self._child.stdout
+        assert stream is not None
+        while True:
+            try:
+                answered, result = pickle.load(stream)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                self._publish(None, 1 << 62)  # unblock `wait`: no more answers
+                return
+            self._publish(result, answered)
+
+
+def serve(incoming: BinaryIO, outgoing: BinaryIO) -> None:
+    """The child's loop: ``init``, then ``fit`` messages with new points, until ``stop``."""
+    session: Session | None = None
+    while True:
+        try:
+            message = pickle.load(incoming)
+        except EOFError:
+            return
+        if message[0] == "stop":
+            return
+        if message[0] == "init":
+            session = Session(message[1], message[2])
+            continue
+        assert session is not None and message[0] == "fit"
+        _, answered, steps, losses, lrs = message
+        session.add(steps, losses, lrs)
+        pickle.dump((answered, session.forecast()), outgoing)
+        outgoing.flush()

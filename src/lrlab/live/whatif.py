@@ -1,0 +1,365 @@
+"""When to cool down: the forecast final loss of a run if its cooldown starts at a given step.
+
+A run on a constant, WSD or infinite schedule can choose late when to decay its LR (that is what
+these schedules are for). Given the run so far (its per-step LR up to the step it has reached)
+and a budget of ``T`` steps, a what-if is the per-step LR of one choice:
+
+- ``cooldown at s``: the LR the run has used up to its current step, then its *stable*
+  continuation (the planned schedule without its decay: a WSD's peak, an infinite schedule's
+  constant phase; for any other schedule, or an LR read from the log, the LR held at its current
+  value) up to step ``s``, then a decay of the chosen shape from the LR at ``s`` to the floor,
+  ending at ``T`` (so the decay lasts ``T - s`` steps);
+- ``extend to f x T``: the same, for a budget of ``f * T`` steps, with a cooldown of the same
+  fraction of the run as the planned one (or the given one, or the best start's).
+
+`plan_whatifs` builds the candidates, `score_whatifs` asks a fitted law for each one's final loss
+with its band. The choice of shape and length is the user's (`Cooldown`, e.g. from the decay of a
+schedule found by ``lrlab optimize``); the default is the planned WSD's decay, else linear to 0
+over the last 20%: WSD-20%-linear, the reference schedule of `lrlab.design.baselines`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lrlab.errors import LrlabError
+from lrlab.laws.base import Law
+from lrlab.schedules import (
+    WSD,
+    WSDC,
+    Constant,
+    Infinite,
+    Schedule,
+    anneal,
+    parse,
+)
+from lrlab.schedules.shapes import DECAY_SHAPES
+
+DEFAULT_FRACTION = 0.2  # WSD-20%, the reference of `lrlab.design.baselines`
+EXTENSIONS = (1.5, 2.0)
+CANDIDATES = 24  # evenly spaced cooldown starts, besides the planned one and WSD-20%'s
+_EXPONENTIAL_FLOOR = 0.01  # a geometric decay needs a positive end: 1% of the LR it starts from
+
+
+@dataclasses.dataclass(frozen=True)
+class Cooldown:
+    """The decay a what-if ends with: its shape (an `anneal` shape), the LR it ends at as a
+    fraction of the LR it starts from, and its length as a fraction of the run (None: chosen by
+    the what-if, from the planned schedule or the best start)."""
+
+    shape: str = "linear"
+    floor_ratio: float = 0.0
+    fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.shape not in DECAY_SHAPES:
+            raise LrlabError(
+                f"cooldown: unknown decay shape {self.shape!r} (choose from "
+                f"{', '.join(DECAY_SHAPES)})"
+            )
+        if not 0 <= self.floor_ratio < 1:
+            raise LrlabError(f"cooldown: floor ratio {self.floor_ratio} must be in [0, 1)")
+        if self.fraction is not None and not 0 < self.fraction < 1:
+            raise LrlabError(f"cooldown: fraction {self.fraction} must be in (0, 1)")
+        if self.shape == "exponential" and self.floor_ratio == 0:
+            object.__setattr__(self, "floor_ratio", _EXPONENTIAL_FLOOR)
+
+    def describe(self) -> str:
+        """``linear to 0``, ``1-sqrt to 10% over 20%``: for tables and notes."""
+        floor = f"{self.floor_ratio:.0%}" if self.floor_ratio else "0"
+        length = f" over {self.fraction:.0%}" if self.fraction is not None else ""
+        return f"{self.shape} to {floor}{length}"
+
+
+def parse_cooldown(text: str | Cooldown | None) -> Cooldown | None:
+    """``--cooldown SPEC``: a decay shape (``linear``, ``1-sqrt``, ``cosine``, ``exponential``)
+    or a schedule with a cooldown - a ``wsd(...)`` or ``wsdc(...)`` spec, or a spec file such as
+    the one ``lrlab optimize --family wsd -o best.json`` writes - whose decay shape, end and
+    length are taken. None stays None (the default: see the module docstring)."""
+    if text is None or isinstance(text, Cooldown):
+        return text
+    name = text.strip()
+    if name in DECAY_SHAPES:
+        return Cooldown(shape=name)
+    try:
+        schedule = parse(name)
+    except LrlabError as error:
+        raise LrlabError(
+            f"--cooldown {text!r}: not a decay shape ({', '.join(DECAY_SHAPES)}) nor a "
+            f"schedule spec ({error})"
+        ) from None
+    cooldown = schedule_cooldown(schedule)
+    if cooldown is None:
+        raise LrlabError(
+            f"--cooldown {text!r}: a {schedule.name} schedule has no cooldown to take; give a "
+            f"decay shape ({', '.join(DECAY_SHAPES)}) or a wsd(...) spec"
+        )
+    return cooldown
+
+
+def schedule_cooldown(schedule: Schedule) -> Cooldown | None:
+    """The cooldown of a WSD or WSDC schedule (shape, end, length), else None."""
+    if isinstance(schedule, WSD):
+        ratio = schedule.floor / schedule.peak
+        return Cooldown(schedule.decay, ratio, schedule.cooldown / schedule.total)
+    if isinstance(schedule, WSDC):
+        total = schedule.decay_start + schedule.decay_length
+        return Cooldown(schedule.decay, schedule.end / schedule.peak, schedule.decay_length / total)
+    return None
+
+
+def planned_cooldown_start(schedule: Schedule | None, total: int) -> int | None:
+    """The step at which `schedule` starts its cooldown within `total` steps (None: it has no
+    cooldown there, as a constant schedule)."""
+    start = None
+    if isinstance(schedule, WSD):
+        start = schedule.total - schedule.cooldown
+    elif isinstance(schedule, WSDC):
+        start = schedule.decay_start
+    elif isinstance(schedule, Infinite) and schedule.anneal_start is not None:
+        start = schedule.anneal_start
+    return start if start is not None and start < total else None
+
+
+def stable_schedule(schedule: Schedule | None) -> Schedule | None:
+    """The schedule without its decay, the LR a run keeps while it has not cooled down: a WSD's
+    or WSDC's warmup and peak, an infinite schedule without its final anneal, a constant one as
+    it is; None for any other (the LR is then held at its current value)."""
+    if isinstance(schedule, WSD | WSDC):
+        return Constant(
+            peak=schedule.peak,
+            warmup=schedule.warmup,
+            warmup_shape=schedule.warmup_shape,
+            warmup_start_ratio=schedule.warmup_start_ratio,
+        )
+    if isinstance(schedule, Infinite):
+        return dataclasses.replace(schedule, anneal_start=None, anneal_steps=None)
+    if isinstance(schedule, Constant):
+        return schedule
+    return None
+
+
+def schedule_total(schedule: Schedule | None) -> int | None:
+    """A schedule's own budget: `total`, or where an infinite schedule's anneal ends."""
+    if schedule is None:
+        return None
+    total = getattr(schedule, "total", None)
+    if isinstance(total, int):
+        return total
+    if isinstance(schedule, Infinite) and schedule.anneal_start is not None:
+        return schedule.anneal_start + (schedule.anneal_steps or 0)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class WhatIf:
+    """One choice: ``kind`` is ``planned``, ``cooldown`` or ``extend``; the run ends after `total`
+    steps; its cooldown starts at `start` (None: no cooldown); `lr` is its per-step LR."""
+
+    kind: str
+    label: str
+    total: int
+    start: int | None
+    lr: np.ndarray = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredWhatIf:
+    """A what-if with the law's final loss and band, and its gain over the planned run
+    (positive: lower)."""
+
+    whatif: WhatIf
+    final_loss: float
+    low: float
+    high: float
+    gain: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: kind, label, total, start, final_loss, low, high, gain."""
+        item = self.whatif
+        return {
+            "kind": item.kind,
+            "label": item.label,
+            "total": item.total,
+            "start": item.start,
+            "final_loss": self.final_loss,
+            "low": self.low,
+            "high": self.high,
+            "gain": self.gain,
+        }
+
+
+def continuation(
+    observed_lr: np.ndarray, schedule: Schedule | None, stable: bool, total: int
+) -> np.ndarray:
+    """Per-step LR for steps ``0..total-1``: the observed LR up to the run's current step, then
+    the planned schedule (or, with `stable`, its stable continuation); the LR is held at its
+    current value where no schedule says more."""
+    now = observed_lr.size
+    if total <= now:
+        return observed_lr[:total].copy()
+    future = np.arange(now, total)
+    source = stable_schedule(schedule) if stable else schedule
+    if source is None:
+        tail = np.full(future.size, observed_lr[-1])
+    else:
+        tail = np.asarray(source(future), dtype=np.float64)
+    return np.concatenate([observed_lr, tail])
+
+
+def with_cooldown(base: np.ndarray, start: int, cooldown: Cooldown) -> np.ndarray:
+    """`base` (a per-step LR) with a decay from its LR at `start` to the floor over the steps
+    ``start..end``, ending with the last step."""
+    lr = base.copy()
+    length = base.size - start
+    if length <= 0:
+        return lr
+    peak = float(base[start])
+    progress = np.arange(length) / length
+    lr[start:] = anneal(progress, peak, cooldown.floor_ratio * peak, cooldown.shape)
+    return lr
+
+
+def plan_whatifs(
+    observed_lr: np.ndarray,
+    schedule: Schedule | None,
+    total: int,
+    cooldown: Cooldown | None = None,
+    candidates: int = CANDIDATES,
+    extensions: Sequence[float] = EXTENSIONS,
+) -> tuple[WhatIf, list[WhatIf], Cooldown]:
+    """The planned run, the candidate cooldown starts at budget `total` (from the step after the
+    current one; none once the planned cooldown has begun) and the extensions, and the cooldown
+    they use. The extensions' cooldown length is the planned one's, else `cooldown`'s, else
+    `DEFAULT_FRACTION` (`score_whatifs` re-plans them with the best start's once it is known)."""
+    if total < 2:
+        raise LrlabError(f"total steps {total} must be at least 2")
+    now = observed_lr.size
+    cooldown = cooldown or (schedule_cooldown(schedule) if schedule else None) or Cooldown()
+    planned_lr = continuation(observed_lr, schedule, False, total)
+    planned_start = planned_cooldown_start(schedule, total)
+    # The cooldown has begun when the LR is already below its stable level (the schedule's
+    # stable part, or the highest LR so far where no schedule tells).
+    stable_now = stable_schedule(schedule)
+    level = float(observed_lr.max() if stable_now is None else stable_now(now - 1))
+    decided = (planned_start is not None and planned_start < now) or observed_lr[-1] < 0.99 * level
+    if planned_start is None and schedule is not None:  # a schedule that names no cooldown
+        if decided:  # it began after the last step at the stable level
+            planned_start = int(np.flatnonzero(observed_lr >= (1 - 1e-12) * level)[-1])
+        else:
+            planned_start = _first_decay(planned_lr, now)
+    planned = WhatIf(
+        "planned",
+        "planned schedule" if schedule is not None else "logged LR held",
+        total,
+        planned_start,
+        planned_lr,
+    )
+    stable = continuation(observed_lr, schedule, True, max(total, now))[:total]
+    whatifs: list[WhatIf] = []
+    warmup = int(getattr(schedule, "warmup", 0) or 0)
+    first = max(now, warmup, 1)
+    last = total - max(1, math.ceil(0.01 * total))  # a decay of at least 1% of the run
+    if first <= last and not decided:
+        starts = set(np.round(np.linspace(first, last, candidates)).astype(int).tolist())
+        wsd_20 = total - round(DEFAULT_FRACTION * total)
+        starts |= {s for s in (planned_start, wsd_20) if s is not None and first <= s <= last}
+        for start in sorted(starts):
+            whatifs.append(
+                WhatIf(
+                    "cooldown",
+                    f"cooldown at {start}",
+                    total,
+                    start,
+                    with_cooldown(stable, start, cooldown),
+                )
+            )
+    fraction = cooldown.fraction
+    if fraction is None and planned_start is not None:
+        fraction = (total - planned_start) / total
+    whatifs += extend_whatifs(
+        observed_lr, schedule, total, cooldown, fraction or DEFAULT_FRACTION, extensions
+    )
+    return planned, whatifs, cooldown
+
+
+def _first_decay(lr: np.ndarray, now: int) -> int | None:
+    """The last step at the current LR before the per-step LR first falls below it (None: it
+    does not): the planned cooldown start of a schedule that does not name one (a decay from
+    step ``s`` has the LR it starts from at ``s``, as `with_cooldown` builds it)."""
+    if now >= lr.size or now == 0:
+        return None
+    below = np.flatnonzero(lr[now:] < (1 - 1e-6) * lr[now - 1])
+    return max(now, int(now + below[0]) - 1) if below.size else None
+
+
+def extend_whatifs(
+    observed_lr: np.ndarray,
+    schedule: Schedule | None,
+    total: int,
+    cooldown: Cooldown,
+    fraction: float,
+    extensions: Sequence[float] = EXTENSIONS,
+) -> list[WhatIf]:
+    """The run extended to ``f * total`` steps for each factor ``f``, cooling down over the last
+    `fraction` of it."""
+    items = []
+    for factor in extensions:
+        longer = round(factor * total)
+        if longer <= observed_lr.size:
+            continue
+        start = max(longer - max(1, round(fraction * longer)), observed_lr.size)
+        stable = continuation(observed_lr, schedule, True, longer)
+        items.append(
+            WhatIf(
+                "extend",
+                f"extend to {factor:g}x ({longer}), cooldown at {start}",
+                longer,
+                start,
+                with_cooldown(stable, start, cooldown),
+            )
+        )
+    return items
+
+
+def score(law: Law, whatif: WhatIf, level: float | None = None) -> tuple[float, float, float]:
+    """The law's final loss of a what-if and its band."""
+    pred, low, high = law.predict_with_band(whatif.lr, np.array([whatif.total - 1]), level)
+    return float(pred[0]), float(low[0]), float(high[0])
+
+
+def score_whatifs(
+    law: Law,
+    observed_lr: np.ndarray,
+    schedule: Schedule | None,
+    total: int,
+    cooldown: Cooldown | None = None,
+    level: float | None = None,
+    only_planned: bool = False,
+) -> tuple[ScoredWhatIf, list[ScoredWhatIf], ScoredWhatIf | None]:
+    """The planned run, every what-if and the best cooldown start, each scored by the fitted
+    law (with `only_planned`, the planned run alone). Without a given length, the extensions
+    cool down over the best start's fraction."""
+    planned, whatifs, chosen = plan_whatifs(observed_lr, schedule, total, cooldown)
+    planned_score = score(law, planned, level)
+    base = planned_score[0]
+    if only_planned:
+        return ScoredWhatIf(planned, *planned_score, 0.0), [], None
+
+    def scored(item: WhatIf) -> ScoredWhatIf:
+        final, low, high = score(law, item, level)
+        return ScoredWhatIf(item, final, low, high, base - final)
+
+    starts = [scored(item) for item in whatifs if item.kind == "cooldown"]
+    best = min(starts, key=lambda item: item.final_loss) if starts else None
+    extensions = [item for item in whatifs if item.kind == "extend"]
+    if best is not None and chosen.fraction is None:
+        fraction = (total - best.whatif.start) / total
+        extensions = extend_whatifs(observed_lr, schedule, total, chosen, fraction)
+    results = [*starts, *(scored(item) for item in extensions)]
+    return ScoredWhatIf(planned, *planned_score, 0.0), results, best

@@ -1,0 +1,268 @@
+"""Live forecasts: the what-ifs of when to cool down, the forecaster, and following a growing
+log (curves with a known answer from `live_helpers`)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from live_helpers import curve, run_until, truth_final, truth_law, write_csv
+from lrlab.errors import LrlabError
+from lrlab.laws import get_law
+from lrlab.live import LiveForecaster, LogFollower, parse_cooldown
+from lrlab.live.whatif import Cooldown, plan_whatifs, score_whatifs, with_cooldown
+from lrlab.schedules import parse, save_spec
+
+WSD = "wsd(peak=3e-4, total=8000, warmup=400, cooldown_fraction=0.2)"
+COSINE = "cosine(peak=3e-4, total=8000, warmup=400, end_ratio=0.1)"
+
+
+# --- what-ifs -----------------------------------------------------------------------------------
+
+
+def test_cooldown_from_a_shape_or_a_wsd_spec() -> None:
+    assert parse_cooldown("1-sqrt") == Cooldown("1-sqrt", 0.0, None)
+    taken = parse_cooldown("wsd(peak=1e-3, total=1000, cooldown_fraction=0.3, decay=cosine)")
+    assert taken == Cooldown("cosine", 0.0, 0.3)
+    assert parse_cooldown("exponential").floor_ratio == 0.01  # a geometric decay needs an end
+    with pytest.raises(LrlabError, match="--cooldown 'cosine\\(peak=1, total=10\\)'"):
+        parse_cooldown("cosine(peak=1, total=10)")
+    with pytest.raises(LrlabError, match="not a decay shape"):
+        parse_cooldown("sideways")
+
+
+def test_with_cooldown_decays_from_the_start_to_the_floor_by_the_last_step() -> None:
+    base = np.full(100, 2.0)
+    lr = with_cooldown(base, 60, Cooldown("linear", 0.1))
+    assert np.all(lr[:61] == 2.0)
+    assert np.all(np.diff(lr[60:]) < 0)
+    assert lr[-1] == pytest.approx(0.2 + 1.8 / 40)  # one step before the floor, as WSD
+
+
+def test_a_wsd_run_in_its_stable_phase_gets_candidate_starts_and_extensions() -> None:
+    observed = parse(WSD)(np.arange(4001))
+    planned, whatifs, cooldown = plan_whatifs(observed, parse(WSD), 8000)
+    assert planned.start == 6400 and cooldown == Cooldown("linear", 0.0, 0.2)
+    starts = [item.start for item in whatifs if item.kind == "cooldown"]
+    assert starts[0] == 4001 and 6400 in starts and max(starts) <= 8000 - 80
+    for item in whatifs:
+        assert np.array_equal(item.lr[:4001], observed)  # the past is the past
+        assert item.lr[item.start] == pytest.approx(3e-4)  # the stable LR up to the cooldown
+    extended = [item for item in whatifs if item.kind == "extend"]
+    assert [item.total for item in extended] == [12000, 16000]
+    assert [item.start for item in extended] == [9600, 12800]  # the planned 20%
+
+
+def test_no_cooldown_candidates_once_the_decay_has_begun() -> None:
+    observed = parse(WSD)(np.arange(7000))
+    _, whatifs, _ = plan_whatifs(observed, parse(WSD), 8000)
+    assert [item.kind for item in whatifs] == ["extend", "extend"]
+    observed = parse(COSINE)(np.arange(3000))  # a cosine decays from its warmup on
+    planned, whatifs, _ = plan_whatifs(observed, parse(COSINE), 8000)
+    assert planned.start == 400 and all(item.kind == "extend" for item in whatifs)
+
+
+def test_without_a_schedule_the_logged_lr_is_held() -> None:
+    observed = np.concatenate([np.linspace(0, 1e-3, 100), np.full(400, 1e-3)])
+    planned, whatifs, _ = plan_whatifs(observed, None, 1000)
+    assert planned.start is None and np.all(planned.lr[500:] == 1e-3)
+    assert any(item.kind == "cooldown" for item in whatifs)
+
+
+def test_the_best_start_of_the_true_law_beats_the_planned_one() -> None:
+    """Scored by the generating law itself, the best start is the lowest of the candidates,
+    and no worse than the planned WSD-20%."""
+    observed = parse(WSD)(np.arange(4001))
+    planned, scored, best = score_whatifs(truth_law(), observed, parse(WSD), 8000)
+    assert planned.final_loss == pytest.approx(truth_final(WSD, 8000))
+    starts = [item for item in scored if item.whatif.kind == "cooldown"]
+    assert best.final_loss == min(item.final_loss for item in starts)
+    assert best.gain >= 0 and best.gain == pytest.approx(planned.final_loss - best.final_loss)
+    longer = [item for item in scored if item.whatif.kind == "extend"]
+    assert longer[0].final_loss < planned.final_loss and longer[1].final_loss < longer[0].final_loss
+
+
+# --- the forecaster -----------------------------------------------------------------------------
+
+
+def test_too_few_points_says_how_many_more() -> None:
+    forecaster = LiveForecaster(schedule=COSINE, law="momentum")
+    result = forecaster.forecast(run_until(COSINE, 8000, 100, every=20))
+    assert result.status == "waiting" and result.points == 5 and result.needed == 18 - 5
+    assert result.final_loss is None and "13 more needed" in result.message
+    assert result.to_dict()["final_loss"] is None
+
+
+def test_a_decaying_run_is_forecast_within_its_band() -> None:
+    forecaster = LiveForecaster(schedule=COSINE)
+    result = forecaster.forecast(run_until(COSINE, 8000, 4800, every=40))
+    truth = truth_final(COSINE, 8000)
+    assert result.status == "forecast", result.notes
+    assert result.final_low <= truth <= result.final_high
+    assert abs(result.final_loss / truth - 1) < 0.005
+    data = result.to_dict()
+    for key in ("step", "final_loss", "final_low", "final_high", "whatif"):
+        assert key in data
+    assert data["step"] == 4800 and isinstance(data["whatif"], list)
+
+
+def test_refits_start_from_the_previous_fit() -> None:
+    forecaster = LiveForecaster(schedule=COSINE, law="mpl")
+    first = forecaster.forecast(run_until(COSINE, 8000, 4000, every=40))
+    assert np.array_equal(forecaster._start, first.law.params_)
+    forecaster.forecast(run_until(COSINE, 8000, 4400, every=40))
+    assert forecaster._start is not None
+
+
+def test_a_reference_fit_holds_the_response_to_the_lr() -> None:
+    """Before its cooldown a WSD run cannot show how a decay lowers the loss; a reference fit of
+    finished runs can, and then the forecast of the planned cooldown is close."""
+    reference = get_law("mpl").fit(
+        [run_until(spec, 8000, 7999, every=40, seed=1) for spec in (COSINE, WSD)]
+    )
+    forecaster = LiveForecaster(schedule=WSD, reference=reference)
+    assert forecaster.law.fixed_parameters().keys() == {"B", "C", "beta", "gamma"}
+    assert forecaster.min_points == 12
+    result = forecaster.forecast(run_until(WSD, 8000, 4000, every=40))
+    assert result.status == "forecast"
+    assert abs(result.final_loss / truth_final(WSD, 8000) - 1) < 0.003
+    assert result.best is not None and result.best.whatif.start > 4000
+    assert not any("extrapolation" in note for note in result.notes)
+
+
+def test_a_fit_that_does_not_pin_the_end_down_gives_no_number() -> None:
+    forecaster = LiveForecaster(schedule=WSD, law="mpl", max_band=1e-6)
+    result = forecaster.forecast(run_until(WSD, 8000, 4000, every=40))
+    assert result.status == "unstable" and result.final_loss is None
+    assert "wider than" in result.notes[-1]
+
+
+def test_total_steps_are_needed_without_a_schedule_total() -> None:
+    with pytest.raises(LrlabError, match="--total-steps"):
+        LiveForecaster(schedule="constant(peak=1e-3, warmup=10)")
+    assert LiveForecaster(schedule=WSD).total_steps == 8000
+
+
+# --- following a log ----------------------------------------------------------------------------
+
+
+def _log(tmp_path, last: int, **options):
+    steps, loss, lr = curve(WSD, 8000, every=40, **options)
+    keep = steps <= last
+    return steps[keep], loss[keep], lr
+
+
+def test_follower_reads_only_complete_lines_and_only_when_the_log_changed(tmp_path) -> None:
+    path = tmp_path / "run.csv"
+    steps, loss, lr = _log(tmp_path, 2000)
+    write_csv(path, steps, loss, lr)
+    with open(path, "a") as file:
+        file.write("2040,3.1")  # the writer is half-way through a line
+    with LogFollower(path) as follower:
+        run = follower.read()
+        assert run.steps[-1] == 2000 and run.name == "run" and run.source == str(path)
+        assert follower.read() is None  # unchanged
+        with open(path, "a") as file:
+            file.write(f"23,{float(lr[2040])!r}\n")
+        run = follower.read()
+        assert run.steps[-1] == 2040 and run.loss[-1] == 3.123
+
+
+def test_follower_takes_the_last_value_of_a_relogged_step(tmp_path) -> None:
+    path = tmp_path / "run.csv"
+    steps, loss, lr = _log(tmp_path, 2000)
+    write_csv(path, steps, loss, lr)
+    with LogFollower(path) as follower:
+        follower.read()
+        with open(path, "a") as file:  # resumed from a checkpoint at step 1600
+            file.write(f"1600,9.5,{float(lr[1600])!r}\n")
+        run = follower.read()
+        assert run.loss[run.steps == 1600][0] == 9.5 and run.steps[-1] == 2000
+
+
+def test_follower_rereads_a_rewritten_log_and_keeps_a_rotated_one(tmp_path) -> None:
+    path = tmp_path / "run.csv"
+    steps, loss, lr = _log(tmp_path, 2000)
+    write_csv(path, steps, loss, lr)
+    with LogFollower(path) as follower:
+        assert follower.read().steps.size == 50
+        # Rewritten from the start, shorter (a run restarted from step 0): read anew.
+        write_csv(path, steps[:10], loss[:10], lr)
+        assert follower.read().steps[-1] == 400
+        write_csv(path, steps, loss, lr)
+        assert follower.read().steps.size == 50
+        # Rotated: the new file starts where the old one ended; the old rows stay.
+        os.replace(path, tmp_path / "run.csv.1")
+        later = np.arange(2040, 2400, 40)
+        write_csv(path, later, np.full(later.size, 3.0), lr)
+        run = follower.read()
+        assert run.steps[0] == 40 and run.steps[-1] == 2360 and run.steps.size == 59
+        assert any("rotated" in note for note in follower.notes)
+
+
+def test_follower_of_a_missing_log_waits(tmp_path) -> None:
+    path = tmp_path / "later.csv"
+    with LogFollower(path) as follower:
+        assert not follower.exists() and follower.read() is None
+        steps, loss, lr = _log(tmp_path, 400)
+        write_csv(path, steps, loss, lr)
+        assert follower.exists() and follower.read().steps[-1] == 400
+
+
+def test_follower_notes_nan_losses(tmp_path) -> None:
+    path = tmp_path / "run.csv"
+    steps, loss, lr = _log(tmp_path, 2000)
+    loss[-5:] = np.nan
+    write_csv(path, steps, loss, lr)
+    with LogFollower(path) as follower:
+        run = follower.read()
+        assert run.steps[-1] == 1800
+        assert any("dropped 5 NaN/inf" in note for note in follower.notes)
+        assert all(str(tmp_path / "run.csv") in note for note in follower.notes)
+
+
+def test_follower_of_a_tunnel_run_folder_reads_its_eval_log_and_total(tmp_path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"train": {"steps": 8000}}')
+    steps, loss, lr = _log(tmp_path, 2000)
+    write_csv(folder / "eval.csv", steps, loss, lr, with_lr=False)
+    save_spec(parse(WSD), folder / "eval.csv.schedule.json")
+    with LogFollower(folder) as follower:
+        run = follower.read()
+        assert follower.total_steps == 8000 and follower.log == folder / "eval.csv"
+        assert run.metadata["lr_source"] == "schedule"
+        assert follower.schedule_spec()["name"] == "wsd"
+
+
+def test_follower_of_a_tensorboard_directory(tmp_path) -> None:
+    pytest.importorskip("torch")
+    tensorboard = pytest.importorskip("torch.utils.tensorboard")
+    steps, loss, lr = _log(tmp_path, 2000)
+    writer = tensorboard.SummaryWriter(str(tmp_path / "tb"))
+    for step, value in zip(steps.tolist(), loss.tolist(), strict=True):
+        writer.add_scalar("train/loss", value, step)
+        writer.add_scalar("train/lr", lr[step], step)
+    writer.flush()
+    with LogFollower(tmp_path / "tb") as follower:
+        assert follower.read().steps[-1] == 2000
+        for step in (2040, 2080):
+            writer.add_scalar("train/loss", 3.0, step)
+            writer.add_scalar("train/lr", lr[step], step)
+        writer.flush()
+        time.sleep(0.01)
+        assert follower.read().steps[-1] == 2080
+    writer.close()
+
+
+def test_a_run_from_the_follower_is_forecast(tmp_path) -> None:
+    path = tmp_path / "run.csv"
+    steps, loss, lr = curve(COSINE, 8000, every=40)
+    keep = steps <= 4800
+    write_csv(path, steps[keep], loss[keep], lr)
+    with LogFollower(path, schedule=COSINE) as follower:
+        result = LiveForecaster(schedule=COSINE).forecast(follower.read(), follower.notes)
+    assert result.status == "forecast" and result.step == 4800

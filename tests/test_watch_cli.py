@@ -1,0 +1,165 @@
+"""``lrlab watch`` and ``lrlab whatif`` on logs written by the test, some while the command runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from live_helpers import curve, write_csv
+from lrlab.cli import main
+
+WSD = "wsd(peak=3e-4, total=8000, warmup=400, cooldown_fraction=0.2)"
+COSINE = "cosine(peak=3e-4, total=8000, warmup=400, end_ratio=0.1)"
+FAST = ["--law", "mpl"]
+
+
+def _write(path, spec: str, last: int, every: int = 40, with_lr: bool = True) -> np.ndarray:
+    steps, loss, lr = curve(spec, 8000, every=every)
+    keep = steps <= last
+    write_csv(path, steps[keep], loss[keep], lr, with_lr=with_lr)
+    return lr
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_watch_once_json_is_one_object_with_the_forecast(tmp_path, capsys) -> None:
+    path = tmp_path / "run.csv"
+    _write(path, COSINE, 4800)
+    assert main(["watch", str(path), "--schedule", COSINE, "--once", "--json", *FAST]) == 0
+    (data,) = _json_lines(capsys.readouterr().out)
+    assert data["step"] == 4800 and data["status"] == "forecast"
+    assert data["final_low"] <= data["final_loss"] <= data["final_high"]
+    assert isinstance(data["whatif"], list) and data["whatif"]
+    assert {"step", "final_loss", "final_low", "final_high", "whatif"} <= data.keys()
+
+
+def test_watch_once_table_and_plot(tmp_path, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "run.csv"
+    _write(path, COSINE, 4800)
+    plot = tmp_path / "live.png"
+    assert (
+        main(["watch", str(path), "--schedule", COSINE, "--once", "--plot", str(plot), *FAST]) == 0
+    )
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:2] == ["step", "loss"]
+    assert out.splitlines()[1].split()[0] == "4800"
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_watch_with_too_few_points_says_how_many_more(tmp_path, capsys) -> None:
+    path = tmp_path / "run.csv"
+    _write(path, COSINE, 600)
+    assert main(["watch", str(path), "--schedule", COSINE, "--once", *FAST]) == 0
+    assert "waiting: 9 more point(s) needed" in capsys.readouterr().out
+
+
+def test_watch_follows_a_growing_log_until_it_stops_growing(tmp_path, capsys) -> None:
+    """A writer thread appends rows (sometimes half a line at a time) while watch follows."""
+    path = tmp_path / "run.csv"
+    steps, loss, lr = curve(COSINE, 8000, every=40)
+    write_csv(path, steps[:60], loss[:60], lr)
+
+    def writer() -> None:
+        for index in range(60, 120):
+            line = f"{steps[index]},{float(loss[index])!r},{float(lr[steps[index]])!r}\n"
+            with open(path, "a") as file:
+                file.write(line[:5])
+                file.flush()
+                time.sleep(0.005)
+                file.write(line[5:])
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    args = ["watch", str(path), "--schedule", COSINE, "--json", "--law", "power"]
+    code = main([*args, "--every", "15", "--idle", "1.5", "--poll", "0.05"])
+    thread.join()
+    assert code == 0
+    captured = capsys.readouterr()
+    reports = _json_lines(captured.out)
+    assert len(reports) >= 3
+    assert [r["step"] for r in reports] == sorted(r["step"] for r in reports)
+    assert reports[-1]["step"] == int(steps[119]) and reports[-1]["points"] == 120
+    assert "has not grown for 1.5 s" in captured.err
+
+
+def test_watch_stops_when_the_run_reaches_its_total(tmp_path, capsys) -> None:
+    path = tmp_path / "run.csv"
+    _write(path, COSINE, 7999, every=100)
+    with open(path, "a") as file:
+        file.write(f"7999,3.3,{3e-5!r}\n")
+    began = time.monotonic()
+    args = ["watch", str(path), "--schedule", COSINE, "--json", "--law", "power", "--idle", "60"]
+    assert main(args) == 0
+    assert time.monotonic() - began < 30
+    assert "reached its total of 8000 steps" in capsys.readouterr().err
+
+
+def test_watch_waits_for_a_log_that_does_not_exist_yet(tmp_path, capsys) -> None:
+    path = tmp_path / "later.csv"
+    timer = threading.Timer(0.3, lambda: _write(path, COSINE, 4800))
+    timer.start()
+    args = ["watch", str(path), "--schedule", COSINE, "--json", "--law", "power"]
+    assert main([*args, "--idle", "0.5", "--poll", "0.05"]) == 0
+    timer.join()
+    captured = capsys.readouterr()
+    assert f"waiting for {path} to appear" in captured.err
+    assert _json_lines(captured.out)[-1]["step"] == 4800
+
+
+def test_watch_once_of_a_missing_log_is_an_error(tmp_path, capsys) -> None:
+    assert main(["watch", str(tmp_path / "none.csv"), "--total-steps", "100", "--once"]) == 2
+    assert "none.csv: no such file" in capsys.readouterr().err
+
+
+def test_a_log_without_lr_and_no_schedule_is_a_clear_error(tmp_path, capsys) -> None:
+    path = tmp_path / "run.csv"
+    _write(path, COSINE, 4800, with_lr=False)
+    assert main(["watch", str(path), "--total-steps", "8000", "--idle", "1", "--poll", "0.05"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrlab: error: ") and "no 'lr' values and no schedule" in err
+    assert str(path) in err and "lrlab-watch-" not in err  # the user's file, not a copy
+
+
+def test_nan_losses_are_left_out_and_said(tmp_path, capsys) -> None:
+    path = tmp_path / "run.csv"
+    steps, loss, lr = curve(COSINE, 8000, every=40)
+    keep = steps <= 5000
+    loss[(steps > 4800) & keep] = np.nan
+    write_csv(path, steps[keep], loss[keep], lr)
+    assert main(["watch", str(path), "--schedule", COSINE, "--once", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "note: " in out and "dropped 5 NaN/inf loss value(s)" in out
+    assert main(["watch", str(path), "--schedule", COSINE, "--once", "--json", *FAST]) == 0
+    (data,) = _json_lines(capsys.readouterr().out)
+    assert data["step"] == 4800 and data["status"] == "forecast"
+    assert any("NaN" in note for note in data["notes"])
+
+
+def test_whatif_lists_every_start_and_the_best(tmp_path, capsys) -> None:
+    path = tmp_path / "run.csv"
+    _write(path, WSD, 4000)
+    args = ["whatif", str(path), "--total-steps", "8000", "--schedule", WSD, *FAST]
+    assert main([*args, "--cooldown", "1-sqrt"]) == 0
+    out = capsys.readouterr().out
+    assert "planned: planned schedule, cooldown at 6400" in out
+    assert out.count("<- best") == 1 and "extend to 2x (16000)" in out
+    assert main([*args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    starts = [item["start"] for item in data["whatif"] if item["kind"] == "cooldown"]
+    assert data["best_cooldown"]["start"] in starts and 6400 in starts
+
+
+def test_whatif_with_a_bad_cooldown_is_an_error(tmp_path, capsys) -> None:
+    path = tmp_path / "run.csv"
+    _write(path, WSD, 4000)
+    args = ["whatif", str(path), "--total-steps", "8000", "--cooldown", "sideways"]
+    assert main(args) == 2
+    assert "lrlab: error: --cooldown 'sideways': not a decay shape" in capsys.readouterr().err
