@@ -63,11 +63,11 @@ def test_compare_writes_a_png(tmp_path, capsys):
         (["schedule", "show", "cosine(peak=1e-3)", "--steps", "10"], "cosine: total is required"),
         (
             ["schedule", "show", "constant(peak=1e-3)", "--steps", "-5"],
-            "--steps='-5' must be a positive integer",
+            "lrlab schedule show: argument --steps: must be a whole number from 1 to 10^7",
         ),
         (
             ["schedule", "compare", "constant(peak=1e-3)", "--steps", "0"],
-            "--steps='0' must be a positive integer",
+            "lrlab schedule compare: argument --steps: must be a whole number from 1 to 10^7",
         ),
     ],
 )

@@ -25,9 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from lrlab.errors import LrlabError
+from lrlab.errors import LrlabError, brief
 
 MISSING: Any = dataclasses.MISSING
+#: The largest integer setting: beyond 2^53 a float64, in which steps and schedules are computed,
+#: no longer holds every integer (and numpy's int64 ends at 2^63).
+MAX_INTEGER = 2**53
+_INTEGER_LIMIT = "at most 2^53 = 9007199254740992 in size"
 
 _NOUNS = {
     "real": "a number",
@@ -229,13 +233,14 @@ def _known_fields(cls: type, data: Any, owner: str) -> dict[str, Any]:
     """`data` as a dict, after checking that it names only fields of `cls` and all the required
     ones."""
     if not isinstance(data, Mapping):
-        raise LrlabError(f"{owner}: must be a mapping of fields (name: value), got {data!r}")
+        raise LrlabError(f"{owner}: must be a mapping of fields (name: value), got {brief(data)}")
     fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f", did you mean {close[0]!r}?" if close else ""
-            raise LrlabError(f"{owner}: unknown field {key!r}{hint} (fields: {', '.join(fields)})")
+            known = ", ".join(fields)
+            raise LrlabError(f"{owner}: unknown field {brief(key)}{hint} (fields: {known})")
     for name, field in fields.items():
         rule = rule_of(field)
         no_default = field.default is MISSING and field.default_factory is MISSING
@@ -263,12 +268,12 @@ def _coerce(owner: str, name: str, rule: Rule, value: Any) -> Any:
         return _coerce_number(where, rule, value)
     if rule.kind == "choice":
         if not isinstance(value, str) or value not in rule.choices:
-            raise LrlabError(f"{where}={value!r} is not allowed ({rule.describe()})")
+            raise LrlabError(f"{where}={brief(value)} is not allowed ({rule.describe()})")
         return value
     if rule.kind in ("flag", "text", "mapping"):
         wanted = {"flag": bool, "text": str, "mapping": dict}[rule.kind]
         if not isinstance(value, wanted):
-            raise LrlabError(f"{where}={value!r} must be {rule.describe()}")
+            raise LrlabError(f"{where}={brief(value)} must be {rule.describe()}")
         return value
     if rule.kind in ("reals", "integers"):
         return _coerce_numbers(where, rule, _as_list(where, rule, value))
@@ -276,7 +281,7 @@ def _coerce(owner: str, name: str, rule: Rule, value: Any) -> Any:
         items = _as_list(where, rule, value)
         for index, item in enumerate(items):
             if not isinstance(item, str):
-                raise LrlabError(f"{where}[{index}]={item!r} must be a string")
+                raise LrlabError(f"{where}[{index}]={brief(item)} must be a string")
         return tuple(items)
     if rule.kind == "points":
         return _coerce_points(where, rule, value)
@@ -289,7 +294,7 @@ def _as_list(where: str, rule: Rule, value: Any) -> Sequence[Any]:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
-        raise LrlabError(f"{where} must be {rule.describe()}, got {value!r}")
+        raise LrlabError(f"{where} must be {rule.describe()}, got {brief(value)}")
     return value
 
 
@@ -310,7 +315,7 @@ def _coerce_numbers(where: str, rule: Rule, items: Sequence[Any]) -> tuple[float
     try:
         array = np.asarray(items, dtype=np.float64)
         valid = array.ndim == 1 and all(_is_number(item) for item in items)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         valid = False
     if valid:
         valid = bool(np.all(np.isfinite(array))) and (
@@ -318,6 +323,7 @@ def _coerce_numbers(where: str, rule: Rule, items: Sequence[Any]) -> tuple[float
         )
         if rule.kind == "integers":
             valid = valid and bool(np.all(array == np.round(array)))
+            valid = valid and bool(np.abs(array).max(initial=0) <= MAX_INTEGER)
     if not valid:  # find and name the first bad item
         for index, item in enumerate(items):
             _coerce_number(f"{where}[{index}]", item_rule, item)
@@ -327,13 +333,18 @@ def _coerce_numbers(where: str, rule: Rule, items: Sequence[Any]) -> tuple[float
 
 def _coerce_number(where: str, rule: Rule, value: Any) -> float | int:
     if not _is_number(value):
-        raise LrlabError(f"{where}={value!r} is not {rule.describe()}")
-    number = float(value)
+        raise LrlabError(f"{where}={brief(value)} is not {rule.describe()}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float64's range, e.g. 400 digits
+        number = math.inf
     if not math.isfinite(number):
-        raise LrlabError(f"{where}={value!r} must be finite ({rule.describe()})")
+        raise LrlabError(f"{where}={brief(value)} must be finite ({rule.describe()})")
     if rule.kind == "integer":
         if not number.is_integer():
-            raise LrlabError(f"{where}={value!r} is not {rule.describe()}")
+            raise LrlabError(f"{where}={brief(value)} is not {rule.describe()}")
+        if abs(number) > MAX_INTEGER:
+            raise LrlabError(f"{where}={brief(value)} is too large ({_INTEGER_LIMIT})")
         number = int(number)
     too_low = rule.low is not None and (
         number < rule.low or (number == rule.low and not rule.low_inclusive)

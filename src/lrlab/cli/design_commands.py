@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -12,12 +13,15 @@ from typing import Any
 import numpy as np
 
 from lrlab.atomic import atomic_write_text
+from lrlab.cli import arguments
+from lrlab.cli.run_options import check_outputs, with_run_warnings
 from lrlab.design.continual import plan_continual
 from lrlab.design.optimize import FAMILIES, budget_sweep, optimize_schedule
 from lrlab.design.refine import VARIANTS, refine_schedule
 from lrlab.errors import LrlabError
 from lrlab.laws import Law, load_law
 from lrlab.runs import read_run
+from lrlab.runs.model import MAX_LR
 from lrlab.runs.read import is_log_path
 from lrlab.schedules import Schedule, Table, parse, save_spec
 
@@ -29,12 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optimize.add_argument("fit", metavar="FIT.json")
     # Not required=True: the deprecated --steps may give it instead (checked in run_optimize).
     optimize.add_argument(
-        "--budget", type=int, metavar="N", help="step budget: the schedule's length (required)"
+        "--budget",
+        type=arguments.steps(),
+        metavar="N",
+        help="step budget: the schedule's length (required)",
     )
     optimize.add_argument(
         "--steps",
         dest="budget",
-        type=int,
+        type=arguments.steps(),
         metavar="N",
         action=_DeprecatedAlias,
         new="--budget",
@@ -44,12 +51,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--family", default="free", choices=FAMILIES, help="schedule family, or free-form (default)"
     )
     _add_peak_and_warmup(optimize)
-    optimize.add_argument("--knots", type=int, default=48, help="free-form knots (default 48)")
     optimize.add_argument(
-        "--smoothness", type=float, default=0.0, help="free-form curvature penalty (default 0)"
+        "--knots", type=arguments.count(3), default=48, help="free-form knots (default 48)"
     )
     optimize.add_argument(
-        "--budgets", help="also: best WSD loss and branch step for these comma-separated budgets"
+        "--smoothness",
+        type=arguments.number(0),
+        default=0.0,
+        help="free-form curvature penalty (default 0)",
+    )
+    optimize.add_argument(
+        "--budgets",
+        type=arguments.steps_list,
+        help="also: best WSD loss and branch step for these comma-separated budgets",
     )
     optimize.add_argument("-o", "--output", metavar="SCHEDULE.json", help="write the spec")
     optimize.add_argument("--plot", metavar="FILE.png", help="plot the schedule and baselines")
@@ -69,29 +83,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     refine.add_argument(
         "--smoothing",
-        type=float,
+        type=arguments.number(0, 1, high_inclusive=False),
         default=0.1,
         help="median-filter width as a fraction of the run (default 0.1)",
     )
-    refine.add_argument("--peak", type=float, help="peak LR (default: the run's largest LR)")
+    refine.add_argument("--peak", type=_PEAK, help="peak LR (default: the run's largest LR)")
     refine.add_argument("-o", "--output", metavar="SCHEDULE.json", required=True)
-    refine.set_defaults(handler=run_refine)
+    refine.set_defaults(handler=with_run_warnings(run_refine))
 
     plan = subparsers.add_parser(
         "plan-continual", help="compare schedules for a new continual-pre-training stage"
     )
     plan.add_argument("fit", metavar="FIT.json", help="law fitted on the base run")
     plan.add_argument("--base", required=True, help="base schedule spec, or the base run's log")
-    plan.add_argument("--base-steps", type=int, help="steps of the base run (default: its log)")
-    plan.add_argument("--stage-steps", type=int, required=True, help="steps of the new stage")
-    plan.add_argument("--peak", type=float, help="re-warming peak LR (default: the fitted runs')")
+    plan.add_argument(
+        "--base-steps", type=arguments.steps(), help="steps of the base run (default: its log)"
+    )
+    plan.add_argument(
+        "--stage-steps", type=arguments.steps(), required=True, help="steps of the new stage"
+    )
+    plan.add_argument("--peak", type=_PEAK, help="re-warming peak LR (default: the fitted runs')")
     plan.add_argument(
         "--warmup",
-        type=int,
+        type=arguments.steps(0),
         help="re-warming steps (default: 1%% of the stage, as Ibrahim et al. 2024)",
     )
     plan.add_argument("-o", "--output", metavar="PLAN.json", help="write the plans as JSON")
-    plan.set_defaults(handler=run_plan_continual)
+    plan.set_defaults(handler=with_run_warnings(run_plan_continual))
 
 
 class _DeprecatedAlias(argparse.Action):
@@ -113,9 +131,14 @@ class _DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+_PEAK = arguments.number(0, MAX_LR, low_inclusive=False)  # the largest LR a log may hold
+
+
 def _add_peak_and_warmup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--peak", type=float, help="peak LR (default: the fitted runs' largest)")
-    parser.add_argument("--warmup", type=int, help="warmup steps (default: the fitted runs')")
+    parser.add_argument("--peak", type=_PEAK, help="peak LR (default: the fitted runs' largest)")
+    parser.add_argument(
+        "--warmup", type=arguments.steps(0), help="warmup steps (default: the fitted runs')"
+    )
 
 
 def _peak_and_warmup(args: argparse.Namespace, law: Law) -> tuple[float, int]:
@@ -130,6 +153,7 @@ def _peak_and_warmup(args: argparse.Namespace, law: Law) -> tuple[float, int]:
 def run_optimize(args: argparse.Namespace) -> int:
     if args.budget is None:
         raise LrlabError("--budget is required (the step budget to optimise the schedule for)")
+    check_outputs({"-o": args.output, "--plot": args.plot}, [args.fit])
     law = load_law(args.fit)
     peak, warmup = _peak_and_warmup(args, law)
     design = optimize_schedule(
@@ -143,15 +167,9 @@ def run_optimize(args: argparse.Namespace) -> int:
     )
     result = design.to_dict()
     if args.budgets:
-        try:
-            budgets = [int(text) for text in args.budgets.split(",")]
-        except ValueError:
-            raise LrlabError(
-                f"--budgets={args.budgets!r} must be comma-separated integers"
-            ) from None
         result["budgets"] = [
             {"steps": point.budget, **point.forecast.to_dict(), "branch_step": point.branch_step}
-            for point in budget_sweep(law, budgets, peak=peak, warmup=warmup)
+            for point in budget_sweep(law, args.budgets, peak=peak, warmup=warmup)
         ]
     if args.output:
         save_spec(design.best.schedule, args.output)
@@ -199,7 +217,11 @@ def _short(schedule: Schedule, width: int = 160) -> str:
 
 
 def run_refine(args: argparse.Namespace) -> int:
-    run = read_run(args.run, columns={"loss": args.column})
+    check_outputs({"-o": args.output}, [args.run])
+    try:  # the gradient norms are read where the loss usually is, with the same checks
+        run = read_run(args.run, columns={"loss": args.column})
+    except LrlabError as error:
+        raise LrlabError(_as_gradient_norms(str(error), args.column)) from None
     peak = args.peak if args.peak is not None else float(run.lr.max())
     if peak <= 0:
         raise LrlabError(f"{args.run}: the run's LR is 0 everywhere; give --peak")
@@ -216,6 +238,18 @@ def run_refine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_gradient_norms(message: str, column: str) -> str:
+    """A reader's error about the loss, reworded for the gradient norms read in its place (the
+    reader names the field it reads, "loss", which is not what `refine` reads)."""
+    message = message.replace(" for loss ", " for the gradient norms ")
+    message = re.sub(
+        r"\bloss (\S+) is not positive \([^)]*\)",
+        rf"{column} \1 is not positive (refinement divides by the gradient norms)",
+        message,
+    )
+    return re.sub(r"\bno loss column\b", f"no gradient-norm column {column!r}", message)
+
+
 def _base_schedule(args: argparse.Namespace) -> tuple[Schedule, int]:
     if is_log_path(args.base):
         run = read_run(args.base)
@@ -226,6 +260,8 @@ def _base_schedule(args: argparse.Namespace) -> tuple[Schedule, int]:
 
 
 def run_plan_continual(args: argparse.Namespace) -> int:
+    inputs = [args.fit, args.base] if is_log_path(args.base) else [args.fit]
+    check_outputs({"-o": args.output}, inputs)
     law = load_law(args.fit)
     if args.warmup is None:
         args.warmup = max(1, args.stage_steps // 100)

@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 
 from lrlab.atomic import atomic_write_text
+from lrlab.cli import arguments
 from lrlab.cli.run_options import (
     add_run_options,
+    check_outputs,
     read_runs_from_args,
     report_progress,
     with_run_warnings,
@@ -27,6 +29,7 @@ from lrlab.report.plots import LossCurve, plot_loss_curves
 from lrlab.runs import Run
 
 PREDICT_COLUMNS = ("run", "step", "lr", "loss", "pred", "pred_low", "pred_high")
+_LEVEL = arguments.number(0, 1, low_inclusive=False, high_inclusive=False)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,9 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser("predict", help="predict loss curves from a fitted law")
     predict.add_argument("fit", metavar="FIT.json")
     add_run_options(predict, required=False)
-    predict.add_argument("--steps", type=int, help="with --schedule and no RUN: steps to predict")
-    predict.add_argument("--every", type=int, help="with --steps: predict every N-th step")
-    predict.add_argument("--level", type=float, help="band level (default: the fit's, 0.9)")
+    predict.add_argument(
+        "--steps", type=arguments.steps(2), help="with --schedule and no RUN: steps to predict"
+    )
+    predict.add_argument(
+        "--every", type=arguments.count(1), help="with --steps: predict every N-th step"
+    )
+    predict.add_argument("--level", type=_LEVEL, help="band level (default: the fit's, 0.9)")
     predict.add_argument("-o", "--output", help="CSV file to write (default: standard output)")
     predict.add_argument("--plot", metavar="FILE.png", help="plot observed vs predicted")
     predict.set_defaults(handler=with_run_warnings(run_predict))
@@ -61,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate_parser = subparsers.add_parser("evaluate", help="score a fitted law on runs")
     evaluate_parser.add_argument("fit", metavar="FIT.json")
     add_run_options(evaluate_parser)
-    evaluate_parser.add_argument("--level", type=float, help="band level for the coverage")
+    evaluate_parser.add_argument("--level", type=_LEVEL, help="band level for the coverage")
     evaluate_parser.add_argument("--json", action="store_true", help="print JSON")
     evaluate_parser.add_argument("--plot", metavar="FILE.png", help="plot observed vs predicted")
     evaluate_parser.set_defaults(handler=with_run_warnings(run_evaluate))
@@ -77,16 +84,24 @@ def run_laws(args: argparse.Namespace) -> int:
 
 
 def _quality_rows(law: Law, runs: list[Run]) -> dict[str, dict[str, float]]:
-    return {run.name: evaluate(run.loss, law.predict_run(run)) for run in runs}
+    """Fit quality per run, over the points a law predicts (none before the first step with a
+    positive LR, such as a step 0 logged with LR 0)."""
+    rows = {}
+    for run in runs:
+        pred = law.predict_run(run)
+        defined = np.isfinite(pred)
+        rows[run.name] = evaluate(run.loss[defined], pred[defined])
+    return rows
 
 
 def run_fit(args: argparse.Namespace) -> int:
     """``lrlab fit``: fit, print parameters and fit quality, optionally save."""
+    if args.joint and args.output and Path(args.output).exists() and not Path(args.output).is_dir():
+        raise LrlabError(f"-o {args.output}: with --joint, -o names a directory, not a file")
+    check_outputs({"-o": args.output}, args.runs, folders=["-o"] if args.joint else [])
     runs = read_runs_from_args(args)
     options: dict[str, Any] = {"bands": False} if args.no_bands else {}
     if args.joint:
-        if args.output and Path(args.output).exists() and not Path(args.output).is_dir():
-            raise LrlabError(f"-o {args.output}: with --joint, -o names a directory, not a file")
         groups = _groups_by_directory(args.runs, runs)
         if len(groups) < 2:
             raise LrlabError(
@@ -104,7 +119,7 @@ def run_fit(args: argparse.Namespace) -> int:
     quality = {name: _quality_rows(law, groups[name]) for name, law in laws.items()}
     if args.json:
         reports = {name: {**law.to_dict(), "quality": quality[name]} for name, law in laws.items()}
-        print(json.dumps(reports if args.joint else reports[""], indent=2))
+        print(json.dumps(_defined(reports if args.joint else reports[""]), indent=2))
         return 0
     for name, law in laws.items():
         _print_fit(law, quality[name], f"group {name}: " if args.joint else "")
@@ -147,11 +162,27 @@ def _print_fit(law: Law, quality: dict[str, dict[str, float]], heading: str) -> 
 
 
 def _print_metrics(rows: dict[str, dict[str, Any]]) -> None:
+    """The metrics table; a metric a run does not define (R2 of a single point) shows n/a."""
     names = [name for name in (*METRICS, "coverage") if name in next(iter(rows.values()))]
     width = max(len("mean"), *(len(run) for run in rows))
     print(f"{'run':<{width}}  " + "  ".join(f"{name:>9}" for name in names))
     for run, row in rows.items():
-        print(f"{run:<{width}}  " + "  ".join(f"{row[name]:>9.5f}" for name in names))
+        cells = (
+            f"{row[name]:>9.5f}" if np.isfinite(row[name]) else f"{'n/a':>9}" for name in names
+        )
+        print(f"{run:<{width}}  " + "  ".join(cells))
+
+
+def _defined(data: Any) -> Any:
+    """`data` for JSON with every NaN or infinite number (an undefined metric) as null: NaN is no
+    JSON, and a reader should not take it for a number."""
+    if isinstance(data, dict):
+        return {key: _defined(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_defined(value) for value in data]
+    if isinstance(data, float) and not np.isfinite(data):
+        return None
+    return data
 
 
 def _prediction_rows(
@@ -163,15 +194,15 @@ def _prediction_rows(
     level: float | None,
 ) -> tuple[list[list[Any]], np.ndarray, np.ndarray, np.ndarray]:
     pred, low, high = law.predict_with_band(lr, steps, level)
+    # No law predicts a step before any LR has been applied (a step 0 logged with LR 0): those
+    # cells stay empty, like the loss of a schedule.
     rows = [
         [
             name,
             int(s),
             f"{lr[s]:.6g}",
             "" if loss is None else f"{loss[i]:.6g}",
-            f"{pred[i]:.6g}",
-            f"{low[i]:.6g}",
-            f"{high[i]:.6g}",
+            *(f"{value[i]:.6g}" if np.isfinite(pred[i]) else "" for value in (pred, low, high)),
         ]
         for i, s in enumerate(steps)
     ]
@@ -180,6 +211,7 @@ def _prediction_rows(
 
 def run_predict(args: argparse.Namespace) -> int:
     """``lrlab predict``: a CSV of predictions for runs, or for a schedule over ``--steps``."""
+    check_outputs({"-o": args.output, "--plot": args.plot}, [args.fit, *args.runs])
     law = load_law(args.fit)
     curves: list[LossCurve] = []
     rows: list[list[Any]] = []
@@ -193,14 +225,14 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         if not args.schedule or args.steps is None:
             raise LrlabError("predict: give RUN files, or --schedule SPEC with --steps N")
-        if len(args.schedule) != 1 or args.steps < 2:
-            raise LrlabError("predict: one --schedule and --steps of at least 2")
+        if len(args.schedule) != 1:
+            raise LrlabError("predict: one --schedule with --steps")
+        every = args.every or max(1, args.steps // 1000)
+        if every >= args.steps:
+            raise LrlabError(f"--every {every}: no step to predict below --steps {args.steps}")
         from lrlab.schedules import parse
 
         lr = np.asarray(parse(args.schedule[0])(np.arange(args.steps)), dtype=np.float64)
-        every = args.every or max(1, args.steps // 1000)
-        if every < 1:
-            raise LrlabError(f"--every must be at least 1, got {every}")
         steps = np.arange(every, args.steps, every)
         run_rows, pred, low, high = _prediction_rows(law, "schedule", lr, steps, None, args.level)
         rows += run_rows
@@ -220,6 +252,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``lrlab evaluate``: metrics per run, their means, and band coverage."""
+    check_outputs({"--plot": args.plot}, [args.fit, *args.runs])
     law = load_law(args.fit)
     rows: dict[str, dict[str, Any]] = {}
     curves = []
@@ -238,7 +271,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "coverage": float(np.mean([row["coverage"] for row in rows.values()])),
     }
     if args.json:
-        print(json.dumps({"law": law.name, "runs": rows, "mean": mean}, indent=2))
+        print(json.dumps(_defined({"law": law.name, "runs": rows, "mean": mean}), indent=2))
     else:
         _print_metrics({**rows, "mean": mean})
     if args.plot:

@@ -1,12 +1,15 @@
-"""Options shared by the commands that read training logs (`fit`, `predict`, `evaluate`,
-`study`)."""
+"""What the commands share: the options of those that read training logs (`fit`, `predict`,
+`evaluate`, `study`), and the check of every command's output paths before it does any work."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 from lrlab.errors import LrlabError
 from lrlab.runs import Run, RunWarning, read_run
@@ -67,3 +70,54 @@ def read_runs_from_args(args: argparse.Namespace) -> list[Run]:
         read_run(path, schedule=spec, columns=mapping)
         for path, spec in zip(args.runs, per_run, strict=True)
     ]
+
+
+def check_outputs(
+    outputs: Mapping[str, str | None], inputs: Iterable[str] = (), *, folders: Iterable[str] = ()
+) -> None:
+    """Refuse, before any work, output paths the command could not or should not write, each
+    with a one-line error naming the option: a path that is a folder (or, for the options in
+    `folders`, a file), a file whose folder does not exist (lrlab creates no folders for an
+    output, so a typo cannot scatter files), a path given to two options, or one of the command's
+    `inputs` (a log, a fit), which the output would overwrite."""
+    folder_flags = set(folders)
+    given = {flag: Path(path) for flag, path in outputs.items() if path}
+    existing = [Path(path) for path in inputs if _is_file(path)]
+    for flag, path in given.items():
+        if flag in folder_flags and path.exists() and not path.is_dir():
+            raise LrlabError(f"{flag} {path}: is a file; {flag} names a folder here")
+        if flag not in folder_flags and path.is_dir():
+            raise LrlabError(f"{flag} {path}: is a folder; give a file name")
+        if flag not in folder_flags and path.exists() and not path.is_file():
+            # A device or a pipe: the atomic write would rename a new file over it.
+            raise LrlabError(f"{flag} {path}: is not a regular file (lrlab writes outputs whole)")
+        parent = path.parent
+        if not parent.is_dir():
+            what = "is not a folder" if parent.exists() else "does not exist"
+            raise LrlabError(
+                f"{flag} {path}: folder {parent} {what} (lrlab does not create folders for it)"
+            )
+        for source in existing:
+            if path.exists() and os.path.samefile(path, source):
+                raise LrlabError(f"{flag} {path}: is an input of this command; it would be lost")
+        try:  # the one sure test of a folder's permissions (and of file systems such as /proc)
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+        except OSError as error:
+            raise LrlabError(
+                f"{flag} {path}: cannot write in {parent} ({error.strerror})"
+            ) from None
+    paths = list(given.items())
+    for index, (flag, path) in enumerate(paths):
+        for other_flag, other in paths[index + 1 :]:
+            if path.resolve() == other.resolve():
+                raise LrlabError(f"{flag} and {other_flag} name the same file {path}")
+
+
+def _is_file(path: str) -> bool:
+    """Whether `path` names an existing file (an input may also be a spec string, which can be
+    longer than a file name may be)."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False

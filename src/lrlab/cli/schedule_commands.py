@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import difflib
 import json
 import sys
 import textwrap
@@ -12,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lrlab.errors import LrlabError
+from lrlab.cli import arguments
+from lrlab.cli.run_options import check_outputs
+from lrlab.errors import LrlabError, brief
 from lrlab.schedules import REGISTRY, Schedule, parse
 
 
@@ -29,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="print or plot the LR of one schedule")
     show.add_argument("spec", help="schedule spec: 'name(field=value, ...)', JSON, or a spec file")
     _add_steps(show)
-    show.add_argument("--every", default="1", help="print every K-th step (default 1)")
+    show.add_argument(
+        "--every", type=arguments.count(1), default=1, help="print every K-th step (default 1)"
+    )
     show.add_argument("--format", choices=("csv", "json"), default="csv")
     show.add_argument("--plot", metavar="FILE.png", help="also plot the schedule to a PNG file")
     show.set_defaults(handler=show_schedule)
@@ -42,25 +47,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
-    # Parsed in the handler so that a bad value gets lrlab's one-line error.
-    parser.add_argument("--steps", required=True, help="number of steps to evaluate (N >= 1)")
-
-
-def _positive_int(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1 or str(value) != text.strip():
-        raise LrlabError(f"{name}={text!r} must be a positive integer (1 or more)")
-    return value
+    parser.add_argument(
+        "--steps", type=arguments.steps(), required=True, help="number of steps to evaluate"
+    )
 
 
 def list_schedules(args: argparse.Namespace) -> int:
     names = sorted(REGISTRY)
     if args.name:
         if args.name not in REGISTRY:
-            raise LrlabError(f"unknown schedule {args.name!r} (known: {', '.join(names)})")
+            close = difflib.get_close_matches(args.name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise LrlabError(
+                f"unknown schedule {brief(args.name)}{hint} (`lrlab schedules` lists them all)"
+            )
         names = [args.name]
     for name in names:
         print(describe(REGISTRY[name]))
@@ -85,9 +85,9 @@ def describe(cls: type[Schedule]) -> str:
 
 
 def show_schedule(args: argparse.Namespace) -> int:
+    check_outputs({"--plot": args.plot}, [args.spec])
     schedule = parse(args.spec)
-    steps = _positive_int("--steps", args.steps)
-    every = _positive_int("--every", args.every)
+    steps, every = args.steps, args.every
     step_index = np.arange(0, steps, every)
     lrs = schedule(step_index)
     if args.format == "json":
@@ -106,8 +106,9 @@ def show_schedule(args: argparse.Namespace) -> int:
 
 
 def compare_schedules(args: argparse.Namespace) -> int:
+    check_outputs({"--plot": args.plot}, args.specs)
     schedules = [parse(spec) for spec in args.specs]
-    steps = _positive_int("--steps", args.steps)
+    steps = args.steps
     lrs = [schedule(np.arange(steps)) for schedule in schedules]
     print(_summary_table(schedules, lrs))
     if args.plot:

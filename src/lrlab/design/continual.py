@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from lrlab.design.optimize import Forecast, forecast
+from lrlab.design.optimize import Forecast, check_peak, check_steps, forecast
+from lrlab.errors import LrlabError
 from lrlab.laws.base import Law
-from lrlab.schedules import Schedule, from_spec, join
+from lrlab.schedules import MAX_STEPS, MAX_STEPS_TEXT, Schedule, from_spec, join
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,17 @@ def plan_continual(
     warmup: int,
 ) -> list[ContinualPlan]:
     """The three plans for `stage_steps` more steps after `base_steps` steps of `base`."""
+    base_steps = check_steps("base_steps", base_steps)
+    stage_steps = check_steps("stage_steps", stage_steps)
+    if base_steps + stage_steps > MAX_STEPS:
+        raise LrlabError(
+            f"base_steps + stage_steps = {base_steps + stage_steps} is more than {MAX_STEPS_TEXT}, "
+            "lrlab's step limit"
+        )
+    peak = check_peak(peak)
+    warmup = check_steps("warmup", warmup, low=0)
+    if warmup >= stage_steps:
+        raise LrlabError(f"warmup={warmup} must be less than the stage's {stage_steps} steps")
     final_lr = float(base(base_steps - 1))
     anneal = max(1, stage_steps // 10)
     stages = {

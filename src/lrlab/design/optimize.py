@@ -20,14 +20,16 @@ linear-to-zero at the same budget.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from lrlab.errors import LrlabError
+from lrlab.errors import LrlabError, brief
 from lrlab.laws.base import Law
-from lrlab.schedules import DECAY_SHAPES, Schedule, from_spec
+from lrlab.runs.model import MAX_LR
+from lrlab.schedules import DECAY_SHAPES, MAX_STEPS, MAX_STEPS_TEXT, Schedule, from_spec
 
 FAMILIES = ("wsd", "cosine", "linear", "two_stage", "infinite", "free")
 _MAX_LOG_DROP = 25.0  # exp(-25) of the peak: as good as zero for any schedule
@@ -77,8 +79,28 @@ class Design:
         }
 
 
+def check_steps(name: str, value: Any, low: int = 1) -> int:
+    """`value` as a whole number of steps from `low` to `lrlab.schedules.MAX_STEPS` (the most a
+    per-step array may hold), or an error naming `name`."""
+    whole = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not whole or not low <= value <= MAX_STEPS:
+        raise LrlabError(
+            f"{name}={brief(value)} must be a whole number of steps from {low} to {MAX_STEPS_TEXT}"
+        )
+    return int(value)
+
+
+def check_peak(peak: Any, name: str = "peak") -> float:
+    """`peak` as a learning rate in (0, `lrlab.runs.model.MAX_LR`], or an error naming `name`."""
+    number = isinstance(peak, int | float | np.floating) and not isinstance(peak, bool)
+    if not number or not 0 < peak <= MAX_LR:
+        raise LrlabError(f"{name}={brief(peak)} must be a learning rate in (0, {MAX_LR:g}]")
+    return float(peak)
+
+
 def forecast(law: Law, schedule: Schedule, steps: int) -> Forecast:
     """The law's final loss (at step ``steps - 1``) for a schedule, with its band."""
+    steps = check_steps("steps", steps)
     lr = schedule(np.arange(steps))
     last = np.array([steps - 1])
     pred, low, high = law.predict_with_band(lr, last)
@@ -110,11 +132,16 @@ def optimize_schedule(
 ) -> Design:
     """Optimise a schedule of `family` for a budget of `budget` steps under the fitted `law`."""
     if family not in FAMILIES:
-        raise LrlabError(f"unknown family {family!r} (choose from {', '.join(FAMILIES)})")
+        raise LrlabError(f"unknown family {brief(family)} (choose from {', '.join(FAMILIES)})")
+    budget = check_steps("budget", budget)
+    warmup = check_steps("warmup", warmup, low=0)
     if budget < warmup + 10:
         raise LrlabError(f"budget={budget} leaves too few steps after warmup={warmup}")
-    if peak <= 0:
-        raise LrlabError(f"peak={peak} must be positive")
+    peak = check_peak(peak)
+    if isinstance(knots, bool) or not isinstance(knots, int | np.integer) or knots < 3:
+        raise LrlabError(f"knots={brief(knots)} must be a whole number of at least 3")
+    if not isinstance(smoothness, int | float) or not 0 <= smoothness < math.inf:
+        raise LrlabError(f"smoothness={brief(smoothness)} must be a finite number >= 0")
     if family == "free":
         # A step drop, which some fits favour, falls between knots: compete with the
         # non-increasing families' optima, which are free-form schedules too.
@@ -199,6 +226,7 @@ def _family(law: Law, steps: int, peak: float, warmup: int, family: str) -> Sche
     from scipy import optimize  # 0.3 s to import: only designing needs it
 
     best: tuple[float, Schedule] | None = None
+    unforecast = False
     for build, bounds, start in _family_candidates(steps, peak, warmup, family):
 
         def objective(x: np.ndarray, build: Callable = build) -> float:
@@ -206,8 +234,13 @@ def _family(law: Law, steps: int, peak: float, warmup: int, family: str) -> Sche
                 schedule = from_spec(build(x))
             except LrlabError:  # a corner of the box the schedule rejects (e.g. overlaps)
                 return np.inf
-            return law.final_loss_and_gradient(schedule(np.arange(steps)))[0]
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss = law.final_loss_and_gradient(schedule(np.arange(steps)))[0]
+            return float(loss) if np.isfinite(loss) else np.inf
 
+        if not np.isfinite(objective(np.asarray(start))):
+            unforecast = True  # Powell's line searches fail from a start without a finite loss
+            continue
         result = optimize.minimize(
             objective,
             np.asarray(start),
@@ -217,6 +250,11 @@ def _family(law: Law, steps: int, peak: float, warmup: int, family: str) -> Sche
         )
         if np.isfinite(result.fun) and (best is None or result.fun < best[0]):
             best = (float(result.fun), from_spec(build(result.x)))
+    if best is None and unforecast:
+        raise LrlabError(
+            f"law {law.name!r} forecasts no finite loss for a {family} schedule of peak "
+            f"{peak:g} over {steps} steps: the LR lies too far outside what it was fitted on"
+        )
     if best is None:
         raise LrlabError(f"no valid {family} schedule fits a budget of {steps} steps")
     return best[1]
@@ -322,8 +360,12 @@ def budget_sweep(
 ) -> list[BudgetPoint]:
     """For each budget, the best WSD schedule's final loss and its branch step: one long stable
     run at `peak` serves every budget by decaying from ``branch_step`` (Hu et al. 2024)."""
+    peak = check_peak(peak)
+    warmup = check_steps("warmup", warmup, low=0)
     points = []
-    for steps in sorted({int(b) for b in budgets}):
+    for steps in sorted({check_steps("budget", b) for b in budgets}):
+        if steps < warmup + 10:
+            raise LrlabError(f"budget={steps} leaves too few steps after warmup={warmup}")
         best = _family(law, steps, peak, warmup, "wsd")
         points.append(BudgetPoint(steps, forecast(law, best, steps), steps - best.cooldown))
     return points

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrlab.errors import LrlabError
+from lrlab.errors import LrlabError, brief
+from lrlab.runs.model import MAX_LR
 from lrlab.schedules import Table
 
 VARIANTS = {"sgd": 2.0, "adam": 1.0}  # the power of the norm in the weights w_t = g_t^-power
@@ -40,13 +41,15 @@ def refined_lr(
 ) -> np.ndarray:
     """The refined per-step LR for gradient norms ``norms`` (one per step)."""
     if variant not in VARIANTS:
-        raise LrlabError(f"unknown refinement variant {variant!r} (choose sgd or adam)")
+        raise LrlabError(f"unknown refinement variant {brief(variant)} (choose sgd or adam)")
+    if not isinstance(peak, int | float) or not 0 < peak <= MAX_LR:
+        raise LrlabError(f"peak={brief(peak)} must be a learning rate in (0, {MAX_LR:g}]")
     norms = np.asarray(norms, dtype=np.float64)
     if norms.ndim != 1 or norms.size < 2:
         raise LrlabError("refinement needs the gradient norms of at least two steps")
     if not np.all(np.isfinite(norms)) or np.any(norms <= 0):
         raise LrlabError("gradient norms must be finite and positive")
-    if not 0 <= smoothing < 1:
+    if not isinstance(smoothing, int | float) or not 0 <= smoothing < 1:
         raise LrlabError(f"smoothing={smoothing} must be in [0, 1)")
     weights = smooth_gradient_norms(norms, smoothing) ** -VARIANTS[variant]
     tail = np.cumsum(weights[::-1])[::-1]  # sum_{p >= t} w_p

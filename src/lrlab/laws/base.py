@@ -38,9 +38,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from lrlab.atomic import atomic_write_text
-from lrlab.errors import LrlabError
-from lrlab.runs.model import Run
-from lrlab.settings import check_fields, flag, from_mapping, mapping, real
+from lrlab.errors import LrlabError, brief
+from lrlab.laws.points import (
+    FitPoints,
+    coarse_error_bound,
+    curve_knots,
+    fit_points,
+    point_residuals,
+    row_mix,
+)
+from lrlab.runs.model import MAX_LR, Run
+from lrlab.settings import MAX_INTEGER, check_fields, flag, from_mapping, mapping, real
 
 if TYPE_CHECKING:
     from scipy import optimize
@@ -55,7 +63,6 @@ _SCOUT_EVALS = 40  # evaluations per start before the best start is refined
 _TINY = 1e-300
 
 Progress = Callable[[str], None]
-_Part = tuple[np.ndarray, np.ndarray, np.ndarray]  # lr, steps, loss of a run or part of one
 
 
 def check_curve_input(lr: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +71,9 @@ def check_curve_input(lr: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np
     steps_in = np.asarray(steps)
     if lr.ndim != 1 or lr.size == 0:
         raise LrlabError("lr must be a non-empty one-dimensional per-step array")
-    if not np.all(np.isfinite(lr)) or np.any(lr < 0):
-        raise LrlabError("lr must be finite and non-negative")
+    if not np.all(np.isfinite(lr)) or np.any(lr < 0) or np.any(lr > MAX_LR):
+        # MAX_LR: the largest LR a log may hold; beyond it the laws' LR sums overflow.
+        raise LrlabError(f"lr must be finite, non-negative and at most {MAX_LR:g}")
     if steps_in.ndim != 1 or np.any(steps_in != np.round(steps_in)):
         raise LrlabError("steps must be a one-dimensional array of whole numbers")
     steps_int = steps_in.astype(np.int64)
@@ -98,6 +106,7 @@ class Law(abc.ABC):
     )
     bands: bool = flag(True, help="refit with each run left out, for the band")
     fixed: dict[str, float] | None = mapping(help="parameters held at these values in the fit")
+    coarse: bool = flag(True, help="fit long logs on binned points (see lrlab.laws.points)")
 
     def __post_init__(self) -> None:
         owner = f"law {self.name!r}"
@@ -174,7 +183,7 @@ class Law(abc.ABC):
         if not runs:
             raise LrlabError(f"law {self.name!r}: no runs to fit")
         self.prepare(runs)
-        parts = [(run.lr, run.steps, run.loss) for run in runs]
+        parts = [fit_points(run, self.coarse) for run in runs]
         problem = self._problem(parts, *self._fit_bounds(runs))
         if problem.points <= len(self.param_names):
             raise LrlabError(
@@ -196,7 +205,7 @@ class Law(abc.ABC):
         began = time.perf_counter()
         runs = list(runs)
         problem = self.fit_problem(runs)
-        groups = _fit_groups(runs)
+        groups = _fit_groups(problem.data)
         lower, upper = problem.lower, problem.upper
         best = None
         candidates = self.starts(float(min(run.loss.min() for run in runs)))
@@ -220,11 +229,13 @@ class Law(abc.ABC):
             progress(f"{self.name}: refining the best start")
         best = self._solve(problem, best.x)
         self.params_ = self._exact_fixed(best.x)
-        residuals = problem.residuals(best.x)
+        residuals = point_residuals(problem.data, problem.log_curve(best.x))
         free_jacobian = best.jac.copy()
         free_jacobian[:, list(self._fixed_by_index())] = 0.0  # a fixed parameter has no variance
+        # The residual sum is over the logged points, whatever rows stand for them.
+        rows = free_jacobian.shape[0] - problem.weights.size + problem.points
         self.covariance_ = gauss_newton_covariance(
-            free_jacobian, 2.0 * best.cost, len(self.param_names)
+            free_jacobian, 2.0 * best.cost, len(self.param_names), rows
         )
         self.param_errors_ = np.sqrt(np.clip(np.diag(self.covariance_), 0.0, None))
         self.noise_sd_ = float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
@@ -247,6 +258,7 @@ class Law(abc.ABC):
             "warmup": int(np.median([np.argmax(run.lr) for run in runs])),
             "points": int(problem.points),
             "cost": float(best.cost),
+            **self._coarse_info(problem, best.x),
             "seconds": round(time.perf_counter() - began, 4),
         }
         return self
@@ -278,13 +290,28 @@ class Law(abc.ABC):
             theta[index] = value
         return theta
 
-    def _problem(self, parts: Sequence[_Part], lower: np.ndarray, upper: np.ndarray) -> FitProblem:
+    def _problem(
+        self, parts: Sequence[FitPoints], lower: np.ndarray, upper: np.ndarray
+    ) -> FitProblem:
         """The fit problem of `parts` (runs or parts of runs) within the given bounds."""
-        fits = []
-        for lr, steps, loss in parts:
-            usable = np.cumsum(lr)[steps] > 0
-            fits.append((self.features(lr, steps[usable]), np.log(loss[usable])))
-        return FitProblem(self, fits, lower, upper)
+        fits, weights = [], []
+        for part in parts:
+            usable = np.cumsum(part.lr)[part.fit_steps] > 0
+            targets = usable[part.target_bins]
+            fits.append((self.features(part.lr, part.fit_steps[usable]), part.targets[targets]))
+            weights.append(np.sqrt(part.target_counts[targets]))
+        parts = list(parts)
+        return FitProblem(self, fits, lower, upper, parts, np.concatenate(weights), row_mix(parts))
+
+    def _coarse_info(self, problem: FitProblem, theta: np.ndarray) -> dict[str, Any]:
+        """For a fit on coarse-grained points: the rows fitted and the error bound of
+        `lrlab.laws.points` at `theta` (nothing otherwise)."""
+        if not any(part.coarse for part in problem.data):
+            return {}
+        rms, largest = coarse_error_bound(problem.data, problem.log_curve(theta))
+        bins = sum(part.fit_steps.size for part in problem.data)
+        coarse = {"bins": bins, "targets": int(problem.weights.size)}
+        return {"coarse": {**coarse, "error_rms": rms, "error_max": largest}}
 
     def _solve(
         self, problem: FitProblem, start: np.ndarray, max_evals: int = 400
@@ -297,6 +324,7 @@ class Law(abc.ABC):
             problem.upper,
             self.huber_delta,
             max_evals,
+            problem.huber_weights(),
         )
 
     # --- prediction -----------------------------------------------------------------------------
@@ -309,21 +337,28 @@ class Law(abc.ABC):
         self, thetas: Sequence[np.ndarray], lr: np.ndarray, steps: np.ndarray
     ) -> np.ndarray:
         """The curve of each parameter vector at `steps` (one row each; NaN where no LR has been
-        applied yet), all from one build of the features."""
+        applied yet), all from one build of the features (at knots, interpolated in between,
+        for very many steps unless `coarse` is off: `lrlab.laws.points.curve_knots`)."""
         defined = np.cumsum(lr)[steps] > 0
         out = np.full((len(thetas), steps.size), np.nan)
         if np.any(defined):
-            features = self.features(lr, steps[defined])
+            at, spread = curve_knots(lr, steps[defined]) if self.coarse else (steps[defined], None)
+            features = self.features(lr, at)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 for row, theta in zip(out, thetas, strict=True):
-                    row[defined] = self.curve(theta, features)
+                    curve = self.curve(theta, features)
+                    row[defined] = curve if spread is None else spread(curve)
         return out
 
     def predict(self, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        """Predicted loss at `steps` for per-step LR `lr` (NaN where no LR has been applied yet)."""
+        """Predicted loss at `steps` for per-step LR `lr` (NaN where no LR has been applied yet).
+        Where the law gives no finite, positive loss (an LR far outside the fitted runs' can make
+        its formula overflow), it is an error, never a NaN, inf or negative forecast."""
         self._require_fitted()
         lr, steps = check_curve_input(lr, steps)
-        return self._curves_at([self.params_], lr, steps)[0]
+        pred = self._curves_at([self.params_], lr, steps)[0]
+        self._check_predicted(lr, steps, pred)
+        return pred
 
     def predict_interval(
         self, lr: np.ndarray, steps: np.ndarray, level: float | None = None
@@ -347,10 +382,37 @@ class Law(abc.ABC):
         if not 0 < level < 1:
             raise LrlabError(f"band level must be in (0, 1), got {level}")
         curves = self._curves_at([self.params_, *self.replicates_], lr, steps)
-        log_curves = np.log(curves)
-        half = stats.norm.ppf(0.5 + level / 2) * self.band_scale_ * self._log_sd(log_curves[1:])
-        center = log_curves[0]
-        return curves[0], np.exp(center - half), np.exp(center + half)
+        self._check_predicted(lr, steps, curves[0])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            log_curves = np.log(curves)
+            half = stats.norm.ppf(0.5 + level / 2) * self.band_scale_ * self._log_sd(log_curves[1:])
+            center = log_curves[0]
+            low, high = np.exp(center - half), np.exp(center + half)
+        self._check_predicted(lr, steps, low, high, what="the band around")
+        return curves[0], low, high
+
+    def _check_predicted(
+        self,
+        lr: np.ndarray,
+        steps: np.ndarray,
+        *predictions: np.ndarray,
+        what: str = "the",
+    ) -> None:
+        """Refuse a prediction that is not a finite, positive loss at a step the law predicts
+        (one with LR applied before it), naming the step and its LR."""
+        defined = np.cumsum(lr)[steps] > 0
+        for values in predictions:
+            bad = defined & ~(np.isfinite(values) & (values > 0))
+            if np.any(bad):
+                index = int(np.argmax(bad))
+                step = int(steps[index])
+                peak = self.fit_info_.get("peak") if hasattr(self, "fit_info_") else None
+                fitted = f"; the fitted runs peaked at {peak:g}" if peak else ""
+                raise LrlabError(
+                    f"law {self.name!r}: {what} forecast at step {step} is {values[index]:g}, "
+                    f"not a loss (LR {lr[step]:g} there{fitted}): the schedule lies too far "
+                    "outside what the law was fitted on"
+                )
 
     def _log_sd(self, replicas: np.ndarray) -> np.ndarray:
         """Uncalibrated sd of the log prediction from the replicate fits' log predictions
@@ -361,7 +423,7 @@ class Law(abc.ABC):
             variance += (count - 1) / count * np.sum((replicas - replicas.mean(0)) ** 2, axis=0)
         return np.sqrt(variance)
 
-    def _calibrate_band(self, left_out: list[_Part]) -> float:
+    def _calibrate_band(self, left_out: list[FitPoints]) -> float:
         """Conformal-style width factor: each replicate predicts the run (or block) it left out;
         the `band_level` quantile of ``|log pred - log loss| / sd`` over those out-of-sample
         points, divided by the normal quantile ``z``, so that the band would have covered that
@@ -370,9 +432,10 @@ class Law(abc.ABC):
         from scipy import stats  # costs 0.3 s to import: only bands need it, not listing laws
 
         scores = []
-        for theta, (lr, steps, loss) in zip(self.replicates_, left_out, strict=True):
-            log_curves = np.log(self._curves_at([theta, *self.replicates_], lr, steps))
-            scores.append(np.abs(log_curves[0] - np.log(loss)) / self._log_sd(log_curves[1:]))
+        for theta, part in zip(self.replicates_, left_out, strict=True):
+            curves = self._curves_at([theta, *self.replicates_], part.lr, part.fit_steps)
+            log_curves = part.per_point(np.log(curves))  # at every point, bins or not
+            scores.append(np.abs(log_curves[0] - part.log_loss) / self._log_sd(log_curves[1:]))
         score = np.concatenate(scores)
         score = score[np.isfinite(score)]
         if score.size == 0:
@@ -420,9 +483,9 @@ class Law(abc.ABC):
     def from_dict(cls, data: dict[str, Any], source: str = "fit") -> Law:
         """Rebuild a fitted law from `to_dict` output, of this version or an earlier one."""
         version = data.get("format_version", 1)
-        if version not in (1, FORMAT_VERSION):
+        if not _is_real(version) or version not in (1, FORMAT_VERSION):
             raise LrlabError(
-                f"{source}: field 'format_version' is {version!r}; this lrlab reads 1 to "
+                f"{source}: field 'format_version' is {brief(version)}; this lrlab reads 1 to "
                 f"{FORMAT_VERSION}"
             )
         try:
@@ -431,26 +494,84 @@ class Law(abc.ABC):
             # Version 1 kept a learned value in the configuration, where the fit had written it.
             learned = data["learned"] if version >= 2 else config
             for name in cls.learned:
-                setattr(law, f"{name}_", float(learned[name]))
+                setattr(law, f"{name}_", _number(learned[name], f"{source}: learned {name}"))
             params = data["params"]
-            law.params_ = np.array([float(params[name]) for name in cls.param_names])
+            names = cls.param_names
+            law.params_ = np.array(
+                [_number(params[name], f"{source}: params {name}") for name in names]
+            )
             errors = data["param_errors"]
-            law.param_errors_ = np.array([float(errors[name]) for name in cls.param_names])
+            law.param_errors_ = np.array(
+                [_number(errors[name], f"{source}: param_errors {name}") for name in names]
+            )
             law.covariance_ = np.array(data["covariance"], dtype=np.float64)
             law.replicates_ = np.array(data["replicates"], dtype=np.float64).reshape(
                 -1, len(cls.param_names)
             )
-            law.noise_sd_ = float(data["noise_sd"])
-            law.band_scale_ = float(data.get("band_scale", 1.0))  # absent in the oldest fits
+            law.noise_sd_ = _number(data["noise_sd"], f"{source}: noise_sd")
+            # absent in the oldest fits
+            law.band_scale_ = _number(data.get("band_scale", 1.0), f"{source}: band_scale")
             fit_info = dict(data["fit"])
             law.fit_info_ = {_OLD_FIT_KEYS.get(key, key): value for key, value in fit_info.items()}
         except KeyError as error:
-            raise LrlabError(f"{source}: field {error.args[0]!r} is missing") from None
+            raise LrlabError(f"{source}: field {brief(error.args[0])} is missing") from None
         except LrlabError:
             raise
-        except (TypeError, ValueError) as error:
-            raise LrlabError(f"{source}: malformed law fit ({error})") from None
+        except (TypeError, ValueError, OverflowError) as error:
+            raise LrlabError(f"{source}: malformed law fit ({brief(str(error), 100)})") from None
+        law._check_loaded(source)
         return law
+
+    def _check_loaded(self, source: str) -> None:
+        """Refuse a loaded fit whose numbers no fit writes, naming the field, so that a damaged or
+        crafted file never turns into NaN, inf or negative forecasts: parameters (the fit's and
+        each replicate's) finite and within the law's bounds, errors and noise not negative, the
+        band's scale and learned values (scales such as a reference LR) positive, the covariance
+        square, the fitted runs' peak LR positive and their warmup a whole number of steps."""
+        count = len(self.param_names)
+        lower, upper = self.bounds(math.inf, math.inf)  # the loss-dependent bounds left open
+        for row, theta in enumerate([self.params_, *self.replicates_]):
+            outside = ~np.isfinite(theta) | (theta < lower) | (theta > upper)
+            if np.any(outside):
+                index = int(np.argmax(outside))
+                field = "params" if row == 0 else f"replicates[{row - 1}]"
+                raise LrlabError(
+                    f"{source}: {field} {self.param_names[index]} = {theta[index]:g} is not a "
+                    f"finite number in [{lower[index]:g}, {upper[index]:g}] (law {self.name!r})"
+                )
+        if np.any(np.isnan(self.param_errors_) | (self.param_errors_ < 0)):
+            raise LrlabError(f"{source}: param_errors must be numbers of at least 0")
+        if self.covariance_.shape != (count, count) or np.any(np.isnan(self.covariance_)):
+            raise LrlabError(f"{source}: covariance must be {count} x {count} numbers")
+        if not (math.isfinite(self.noise_sd_) and self.noise_sd_ >= 0):
+            raise LrlabError(f"{source}: noise_sd = {self.noise_sd_:g} must be finite and >= 0")
+        if not (math.isfinite(self.band_scale_) and self.band_scale_ > 0):
+            raise LrlabError(f"{source}: band_scale = {self.band_scale_:g} must be finite and > 0")
+        for name in self.learned:
+            value = getattr(self, f"{name}_")
+            if not (math.isfinite(value) and value > 0):
+                raise LrlabError(f"{source}: learned {name} = {value:g} must be finite and > 0")
+        peak = self.fit_info_.get("peak")
+        if peak is not None and not (_is_real(peak) and math.isfinite(peak) and peak > 0):
+            raise LrlabError(f"{source}: fit peak = {brief(peak)} must be a finite LR > 0")
+        warmup = self.fit_info_.get("warmup")
+        whole = isinstance(warmup, int) and not isinstance(warmup, bool)
+        if warmup is not None and not (whole and 0 <= warmup <= MAX_INTEGER):
+            raise LrlabError(f"{source}: fit warmup = {brief(warmup)} must be a whole number >= 0")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value: Any, where: str) -> float:
+    """A number of a fit file as a float (a string or a list is an error naming the field)."""
+    if not _is_real(value):
+        raise LrlabError(f"{where} = {brief(value)} is not a number")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float64's range
+        return math.inf
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -464,21 +585,39 @@ class FitProblem:
     parts: list[tuple[Any, np.ndarray]]
     lower: np.ndarray
     upper: np.ndarray
+    data: list[FitPoints]  # the points the parts were made of
+    weights: np.ndarray  # of each residual: the square root of the points its row stands for
+    mix: Any = None  # sparse: the curve at the rows -> the rows' model values (coarse parts)
 
     @property
     def points(self) -> int:
         """Number of logged points fitted."""
-        return sum(log_loss.size for _, log_loss in self.parts)
+        return int(np.sum(self.weights**2).round())
+
+    def huber_weights(self) -> np.ndarray | None:
+        """How many points each residual of `objective` stands for (the prior's count once),
+        where coarse-grained points make that differ from one (None otherwise)."""
+        if self.mix is None:
+            return None
+        prior = self.law.penalty(self.lower)[0].size
+        return np.concatenate([np.rint(self.weights**2), np.ones(prior)])
+
+    def log_curve(self, theta: np.ndarray) -> np.ndarray:
+        """``log(pred)`` at every row of every part."""
+        predicted = np.concatenate([self.law.curve(theta, features) for features, _ in self.parts])
+        return np.log(np.maximum(predicted, _TINY))
 
     def residuals(self, theta: np.ndarray) -> np.ndarray:
-        """``log(pred) - log(loss)`` at every point of every part."""
-        predicted = np.concatenate([self.law.curve(theta, features) for features, _ in self.parts])
-        observed = np.concatenate([log_loss for _, log_loss in self.parts])
-        return np.log(np.maximum(predicted, _TINY)) - observed
+        """``log(pred) - log(loss)`` at every row of every part (a bin's mean of both for
+        coarse-grained points, `lrlab.laws.points`)."""
+        log_curve = self.log_curve(theta)
+        if self.mix is not None:
+            log_curve = self.mix @ log_curve
+        return log_curve - np.concatenate([log_loss for _, log_loss in self.parts])
 
     def objective(self, theta: np.ndarray) -> np.ndarray:
-        """The fit's residuals: log-loss residuals of every part, then the prior's."""
-        return np.concatenate([self.residuals(theta), self.law.penalty(theta)[0]])
+        """The fit's residuals: log-loss residuals of every part, weighted, then the prior's."""
+        return np.concatenate([self.weights * self.residuals(theta), self.law.penalty(theta)[0]])
 
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         """d `objective` / d theta (analytic where the law gives it)."""
@@ -488,21 +627,22 @@ class FitProblem:
             if block is None:
                 return _finite_difference(self.objective, theta)
             blocks.append(block / np.maximum(predicted, _TINY)[:, None])  # d log(pred)
-        return np.vstack([*blocks, self.law.penalty(theta)[1]])
+        jacobian = np.vstack(blocks)
+        if self.mix is not None:
+            jacobian = self.mix @ jacobian
+        return np.vstack([self.weights[:, None] * jacobian, self.law.penalty(theta)[1]])
 
 
-def _fit_groups(runs: list[Run]) -> list[tuple[list[_Part], _Part]]:
+def _fit_groups(parts: list[FitPoints]) -> list[tuple[list[FitPoints], FitPoints]]:
     """Jackknife replicates: the data each keeps and the part it leaves out (one run, or for a
     single run one contiguous block of its points)."""
-    parts = [(run.lr, run.steps, run.loss) for run in runs]
-    if len(runs) >= 2:
+    if len(parts) >= 2:
         return [(parts[:i] + parts[i + 1 :], parts[i]) for i in range(len(parts))]
-    lr, steps, loss = parts[0]
-    blocks = np.array_split(np.arange(steps.size), _SINGLE_RUN_BLOCKS)
+    part = parts[0]
     return [
-        ([(lr, np.delete(steps, block), np.delete(loss, block))], (lr, steps[block], loss[block]))
-        for block in blocks
-        if steps.size - block.size > 0
+        ([part.subset(~block)], part.subset(block))
+        for block in part.blocks(_SINGLE_RUN_BLOCKS)
+        if not np.all(block)
     ]
 
 
@@ -514,18 +654,22 @@ def robust_least_squares(
     upper: np.ndarray,
     huber_delta: float,
     max_evals: int,
+    weights: np.ndarray | None = None,
 ) -> optimize.OptimizeResult:
     """Bounded trust-region least squares with a Huber loss of scale `huber_delta` on the
-    residuals: the one solver of every fit."""
+    residuals: the one solver of every fit. With `weights` (how many points each residual stands
+    for, the residual scaled by the square root of its weight), a residual's Huber loss is its
+    weight times that of the unscaled residual."""
     from scipy import optimize  # costs 0.3 s to import: only fits need it, not listing laws
 
+    loss: Any = "huber" if weights is None else _weighted_huber(weights)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return optimize.least_squares(
             objective,
             start,
             jac=jacobian,
             bounds=(lower, upper),
-            loss="huber",
+            loss=loss,
             f_scale=huber_delta,
             x_scale="jac",
             method="trf",
@@ -536,9 +680,32 @@ def robust_least_squares(
         )
 
 
-def gauss_newton_covariance(jacobian: np.ndarray, residual_sum: float, n_params: int) -> np.ndarray:
-    """Gauss-Newton covariance ``s^2 (J^T J)^+`` with ``s^2`` the residual variance."""
-    dof = max(jacobian.shape[0] - n_params, 1)
+def _weighted_huber(weights: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """scipy's Huber loss ``rho(z)`` of ``z = (f / f_scale)^2`` as `weights` ``w`` times that of
+    ``f / sqrt(w)``: ``w rho(z / w)``, with its first and second derivatives by ``z``."""
+
+    def loss(z: np.ndarray) -> np.ndarray:
+        w = weights
+        u = z / w
+        inner = u <= 1.0
+        root = np.sqrt(np.where(inner, 1.0, u))
+        return np.array(
+            [
+                w * np.where(inner, u, 2.0 * root - 1.0),
+                np.where(inner, 1.0, 1.0 / root),
+                np.where(inner, 0.0, -0.5 / (root**3 * w)),
+            ]
+        )
+
+    return loss
+
+
+def gauss_newton_covariance(
+    jacobian: np.ndarray, residual_sum: float, n_params: int, rows: int | None = None
+) -> np.ndarray:
+    """Gauss-Newton covariance ``s^2 (J^T J)^+`` with ``s^2`` the residual variance (over `rows`
+    residuals, by default the Jacobian's)."""
+    dof = max((jacobian.shape[0] if rows is None else rows) - n_params, 1)
     return np.linalg.pinv(jacobian.T @ jacobian) * residual_sum / dof
 
 

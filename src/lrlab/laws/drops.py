@@ -84,6 +84,9 @@ def build_drop_quadrature(
 
     lr = np.asarray(lr, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.int64)
+    if lr.size < 2:  # one step has no LR drop, so no nodes (a one-row log at step 0)
+        empty = sparse.csr_array((steps.size, 0))
+        return DropQuadrature(empty, empty, *(np.empty(0) for _ in range(4)))
     exact_steps = exact_steps or math.ceil(1.0 / rel_width)
     area = np.cumsum(lr)
     drops = lr[:-1] - lr[1:]  # index j holds d_k for k = j + 1

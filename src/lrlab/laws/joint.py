@@ -79,6 +79,7 @@ def fit_joint(
         problem.upper,
         template.huber_delta,
         max_evals=600,
+        weights=problem.huber_weights(),
     )
     shared_values = dict(zip(shared, map(float, result.x[problem.shared_slots]), strict=True))
     shared_errors = problem.shared_errors(result)
@@ -157,6 +158,19 @@ class _JointProblem:
             [
                 problem.jacobian(choose @ x) @ choose
                 for choose, problem in zip(self.selection, self.problems, strict=True)
+            ]
+        )
+
+    def huber_weights(self) -> np.ndarray | None:
+        """The points each residual stands for, where a group's points are coarse-grained
+        (`FitProblem.huber_weights`; None where every residual is a point)."""
+        weights = [problem.huber_weights() for problem in self.problems]
+        if all(weight is None for weight in weights):
+            return None
+        return np.concatenate(
+            [
+                np.ones(problem.objective(problem.lower).size) if weight is None else weight
+                for problem, weight in zip(self.problems, weights, strict=True)
             ]
         )
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lrlab.errors import LrlabError
+from lrlab.errors import LrlabError, brief
 from lrlab.laws.base import FORMAT, Law, Progress
 from lrlab.mapping_file import read_mapping
 from lrlab.runs import Run, read_run
@@ -103,6 +103,8 @@ def load_law(path: str | Path) -> Law:
     if data.get("format") != FORMAT:
         raise LrlabError(f"{path}: not an lrlab law fit (field 'format' is not {FORMAT!r})")
     name = data.get("law")
-    if name not in REGISTRY:
-        raise LrlabError(f"{path}: field 'law' names unknown law {name!r}")
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise LrlabError(
+            f"{path}: field 'law' names unknown law {brief(name)} (laws: {', '.join(REGISTRY)})"
+        )
     return REGISTRY[name].from_dict(data, source=str(path))

@@ -1,6 +1,9 @@
 """Plotting helpers (matplotlib, an optional dependency: ``pip install 'lrlab[plot]'``).
 
-Figures are rendered off-screen (Agg) and written atomically as PNG.
+Figures are rendered off-screen (Agg) and written atomically as PNG, into a folder that must
+exist (a mistyped path is an error before any drawing, not a tree of new folders). Labels and
+titles are shown as given: a ``$`` (file names may hold one) is escaped, since matplotlib reads
+text between two of them as math and fails on what is not.
 """
 
 from __future__ import annotations
@@ -29,8 +32,24 @@ def pyplot() -> Any:
     return plt
 
 
+def literal(text: str) -> str:
+    """`text` as matplotlib shows it verbatim: dollar signs escaped (no math text)."""
+    return text.replace("$", r"\$")
+
+
+def check_figure_path(path: str | Path) -> Path:
+    """`path` if a figure can be written there: its folder exists and it is not a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise LrlabError(f"{path}: is a folder; give the figure a file name")
+    if not path.parent.is_dir():
+        raise LrlabError(f"{path}: folder {path.parent} does not exist")
+    return path
+
+
 def save_figure(figure: Any, path: str | Path) -> Path:
     """Write a figure to a PNG file atomically and close it."""
+    path = check_figure_path(path)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     pyplot().close(figure)
@@ -58,6 +77,7 @@ def plot_loss_curves(
 ) -> Path:
     """Predicted curves with shaded bands; observed losses as dots in the same colour. With
     `zoom_from`, a second panel shows the steps from there on, where schedules differ most."""
+    check_figure_path(path)
     plt = pyplot()
     panels = 1 if zoom_from is None else 2
     figure, axes = plt.subplots(1, panels, figsize=(9 if panels == 1 else 11, 5), squeeze=False)
@@ -69,8 +89,9 @@ def plot_loss_curves(
             axis.fill_between(
                 steps, curve.low[keep], curve.high[keep], color=color, alpha=0.18, linewidth=0
             )
+            name = literal(curve.name)
             axis.plot(
-                steps, curve.pred[keep], color=color, linewidth=1.4, label=f"{curve.name} predicted"
+                steps, curve.pred[keep], color=color, linewidth=1.4, label=f"{name} predicted"
             )
             if curve.loss is not None:
                 axis.plot(
@@ -79,7 +100,7 @@ def plot_loss_curves(
                     ".",
                     color=color,
                     markersize=3,
-                    label=f"{curve.name} observed",
+                    label=f"{name} observed",
                 )
         axis.set_xlabel("step")
         axis.set_ylabel("loss")
@@ -87,7 +108,7 @@ def plot_loss_curves(
         if column == 1:
             axis.set_title(f"from step {zoom_from:.0f}")
     if title:
-        figure.suptitle(title)
+        figure.suptitle(literal(title))
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(
         handles,
@@ -105,16 +126,17 @@ def plot_schedules(
     curves: Sequence[tuple[str, np.ndarray]], path: str | Path, *, title: str = ""
 ) -> Path:
     """One line per ``(label, lr_per_step)`` on shared axes: step against learning rate."""
+    check_figure_path(path)
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(9, 4.8))
     for label, lrs in curves:
-        axes.plot(np.arange(len(lrs)), lrs, label=label, linewidth=1.6)
+        axes.plot(np.arange(len(lrs)), lrs, label=literal(label), linewidth=1.6)
     axes.set_xlabel("step")
     axes.set_ylabel("learning rate")
     axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     axes.grid(alpha=0.3)
     if title:
-        axes.set_title(title)
+        axes.set_title(literal(title))
     # Below the axes: spec strings are long and would hide the curves.
     axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     return save_figure(figure, path)

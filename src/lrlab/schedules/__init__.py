@@ -11,7 +11,15 @@ registered by name (`REGISTRY`); build one from a spec dict or string with `from
 """
 
 from lrlab.errors import SpecError
-from lrlab.schedules.base import REGISTRY, DecaySchedule, Schedule, WarmupSchedule, to_string
+from lrlab.schedules.base import (
+    MAX_STEPS,
+    MAX_STEPS_TEXT,
+    REGISTRY,
+    DecaySchedule,
+    Schedule,
+    WarmupSchedule,
+    to_string,
+)
 from lrlab.schedules.classic import (
     Constant,
     Cosine,
@@ -35,6 +43,8 @@ from lrlab.schedules.wsd import WSD, WSDC, WSDS
 
 __all__ = [
     "DECAY_SHAPES",
+    "MAX_STEPS",
+    "MAX_STEPS_TEXT",
     "REGISTRY",
     "UBA",
     "WSD",

@@ -6,6 +6,8 @@ phase is written as if it began at step 0.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lrlab.schedules.base import Schedule, register
@@ -57,8 +59,21 @@ class Scale(Schedule):
     schedule: Schedule = schedule_field(help="the schedule to scale")
     factor: float = real(help="multiplier", low=0.0)
 
+    def _check(self) -> None:
+        largest = largest_lr(self.schedule)
+        if largest is not None and not math.isfinite(self.factor * largest):
+            raise self.fail(
+                f"factor={self.factor:g} times the schedule's largest LR {largest:g} overflows "
+                "(is not a finite number)"
+            )
+
     def _lr(self, t: np.ndarray) -> np.ndarray:
-        return self.factor * self.schedule(t)
+        with np.errstate(over="ignore"):
+            lr = self.factor * self.schedule(t)
+        if not np.all(np.isfinite(lr)):  # a schedule `largest_lr` cannot bound
+            step = float(t.reshape(-1)[np.argmin(np.isfinite(lr).reshape(-1))])
+            raise self.fail(f"factor={self.factor:g} makes the LR overflow at step {step:g}")
+        return lr
 
 
 @register
@@ -76,6 +91,27 @@ class ContinueFrom(Schedule):
 
     def _lr(self, t: np.ndarray) -> np.ndarray:
         return self.schedule(t + self.start)
+
+
+def largest_lr(schedule: Schedule) -> float | None:
+    """An upper bound of the schedule's LR from its fields (its `peak` or `lr_max`, a table's or
+    a piecewise-linear schedule's largest value, through joins, scales and continuations), or
+    None where the fields give none (a schedule defined outside lrlab)."""
+    if isinstance(schedule, Join):
+        bounds = [largest_lr(phase) for phase in schedule.schedules]
+        return None if None in bounds else max(bounds)
+    if isinstance(schedule, Scale):
+        inner = largest_lr(schedule.schedule)
+        return None if inner is None else schedule.factor * inner
+    if isinstance(schedule, ContinueFrom):
+        return largest_lr(schedule.schedule)
+    values = getattr(schedule, "values", None)
+    if values is None and hasattr(schedule, "points"):
+        values = [lr for _, lr in schedule.points]
+    if values is not None:
+        return float(max(values))
+    peak = getattr(schedule, "peak", getattr(schedule, "lr_max", None))
+    return float(peak) if isinstance(peak, float) else None
 
 
 def join(schedules: list[Schedule], boundaries: list[int]) -> Join:

@@ -24,8 +24,8 @@ import numpy as np
 import yaml
 
 from lrlab.atomic import atomic_write_text
-from lrlab.errors import LrlabError, SpecError
-from lrlab.mapping_file import read_mapping
+from lrlab.errors import LrlabError, SpecError, brief
+from lrlab.mapping_file import check_depth, load_data, read_mapping
 from lrlab.schedules.base import REGISTRY, Schedule
 from lrlab.settings import custom, from_mapping
 
@@ -39,15 +39,15 @@ def from_spec(spec: Schedule | dict[str, Any] | str) -> Schedule:
     if isinstance(spec, str):
         return parse(spec)
     if not isinstance(spec, dict):
-        raise SpecError(f"a schedule spec must be a mapping with a 'name', got {spec!r}")
+        raise SpecError(f"a schedule spec must be a mapping with a 'name', got {brief(spec)}")
     if "name" not in spec:
-        raise SpecError(f"schedule spec has no 'name' field: {spec!r}")
+        raise SpecError(f"schedule spec has no 'name' field: {brief(spec)}")
     name = spec["name"]
     cls = REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
         close = difflib.get_close_matches(str(name), REGISTRY, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise SpecError(f"unknown schedule {name!r}{hint} (see `lrlab schedules`)")
+        raise SpecError(f"unknown schedule {brief(name)}{hint} (see `lrlab schedules`)")
     values = {key: value for key, value in spec.items() if key != "name"}
     return from_mapping(cls, values, name, error=SpecError)
 
@@ -73,7 +73,7 @@ def _nested_list(where: str, value: Any) -> tuple[Schedule, ...]:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
-        raise SpecError(f"{where} must be a list of schedules, got {value!r}")
+        raise SpecError(f"{where} must be a list of schedules, got {brief(value)}")
     return tuple(_nested(f"{where}[{i}]", item) for i, item in enumerate(value))
 
 
@@ -84,21 +84,28 @@ def parse(text: str) -> Schedule:
         return load_spec(stripped)
     if stripped.startswith("{"):
         try:
-            return from_spec(json.loads(stripped))
-        except json.JSONDecodeError as error:
-            raise SpecError(f"schedule spec is not valid JSON: {error}") from None
+            return from_spec(load_data(stripped, "schedule spec (JSON)", json_syntax=True))
+        except SpecError:
+            raise
+        except LrlabError as error:  # not JSON, or nested too deep: a spec error all the same
+            raise SpecError(str(error)) from None
     try:
         tree = ast.parse(stripped, mode="eval")
     except SyntaxError as error:
+        # Python's own message says why (e.g. "too many nested parentheses").
         raise SpecError(
-            f"cannot read schedule spec {text!r} at column {error.offset}: "
-            "expected name(field=value, ...)"
+            f"cannot read schedule spec {brief(text)} at column {error.offset} "
+            f"({error.msg}): expected name(field=value, ...)"
         ) from None
     data = _to_data(tree.body, stripped)
     if isinstance(data, str):  # a bare name: a schedule whose fields all have defaults
         data = {"name": data}
     if not isinstance(data, dict):
-        raise SpecError(f"schedule spec {text!r} must look like name(field=value, ...)")
+        raise SpecError(f"schedule spec {brief(text)} must look like name(field=value, ...)")
+    try:
+        check_depth(data, "schedule spec")
+    except LrlabError as error:
+        raise SpecError(str(error)) from None
     return from_spec(data)
 
 
@@ -127,7 +134,7 @@ def _to_data(node: ast.AST, source: str) -> Any:
         # Bare names with a dash, such as `decay=1-sqrt`, parse as arithmetic: keep the text.
         return re.sub(r"\s+", "", ast.get_source_segment(source, node) or "")
     segment = ast.get_source_segment(source, node)
-    raise SpecError(f"cannot read {segment!r} in schedule spec (column {node.col_offset})")
+    raise SpecError(f"cannot read {brief(segment)} in schedule spec (column {node.col_offset})")
 
 
 def load_spec(path: str | Path) -> Schedule:
