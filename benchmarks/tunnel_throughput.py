@@ -46,8 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=10, help="timed repetitions of each loop")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
-    parser.add_argument("--peak-tflops", type=float, default=989.0,
-                        help="dense bf16 peak for the MFU (default: H100/H200 SXM, 989)")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=989.0,
+        help="dense bf16 peak for the MFU (default: H100/H200 SXM, 989)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return parser.parse_args()
 
@@ -55,17 +59,30 @@ def parse_args() -> argparse.Namespace:
 def make_config(args: argparse.Namespace, cache: Path) -> Config:
     gpu = args.device.startswith("cuda")
     steps = args.steps * (args.reps + 1)
-    return config_from_dict({
-        "model": {"d_model": args.d_model or (640 if gpu else 256),
-                  "n_layers": args.n_layers or (10 if gpu else 4),
-                  "n_heads": args.n_heads or (10 if gpu else 4)},
-        "data": {"corpus": "stdlib", "max_bytes": 20_000_000 if gpu else 4_000_000,
-                 "cache_dir": str(cache)},
-        "train": {"steps": steps, "batch_size": args.batch_size or (32 if gpu else 8),
-                  "seq_len": args.seq_len or (1024 if gpu else 128), "device": args.device,
-                  "compile": args.compile, "progress": "off", "threads": args.threads,
-                  "schedule": f"cosine(peak=1e-3, total={steps}, warmup={args.steps})"},
-    })
+    return config_from_dict(
+        {
+            "model": {
+                "d_model": args.d_model or (640 if gpu else 256),
+                "n_layers": args.n_layers or (10 if gpu else 4),
+                "n_heads": args.n_heads or (10 if gpu else 4),
+            },
+            "data": {
+                "corpus": "stdlib",
+                "max_bytes": 20_000_000 if gpu else 4_000_000,
+                "cache_dir": str(cache),
+            },
+            "train": {
+                "steps": steps,
+                "batch_size": args.batch_size or (32 if gpu else 8),
+                "seq_len": args.seq_len or (1024 if gpu else 128),
+                "device": args.device,
+                "compile": args.compile,
+                "progress": "off",
+                "threads": args.threads,
+                "schedule": f"cosine(peak=1e-3, total={steps}, warmup={args.steps})",
+            },
+        }
+    )
 
 
 class PlainLoop:
@@ -75,11 +92,17 @@ class PlainLoop:
         self.trainer = trainer
         torch.manual_seed(config.train.seed)
         device = trainer.device
-        self.model = Transformer(config.model, trainer.tokenizer.vocab_size,
-                                 config.train.seq_len).to(device)
+        self.model = Transformer(
+            config.model, trainer.tokenizer.vocab_size, config.train.seq_len
+        ).to(device)
         self.step_model = torch.compile(self.model) if config.train.compile else self.model
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, betas=(0.9, 0.95),
-                                           weight_decay=0.1, fused=device.type == "cuda")
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=1e-3,
+            betas=(0.9, 0.95),
+            weight_decay=0.1,
+            fused=device.type == "cuda",
+        )
 
     def run(self, steps: range) -> float:
         """Train `steps`; return the seconds taken."""
@@ -108,12 +131,12 @@ def run_lrlab(trainer: Trainer, steps: range) -> float:
     """The body of `Trainer.run` without evaluations and checkpoints; return the seconds."""
     flush_every = 1 if trainer.device.type == "cpu" else GPU_FLUSH_STEPS
     pending = []
-    start = window = time.perf_counter()
+    start = time.perf_counter()
     for step in steps:
         pending.append((step, trainer.train_step(step)))
         if len(pending) >= flush_every or step == steps[-1]:
-            trainer.log_steps(pending, time.perf_counter() - window)
-            pending, window = [], time.perf_counter()
+            trainer.log_steps(pending)
+            pending = []
     return time.perf_counter() - start
 
 
@@ -140,23 +163,32 @@ def main() -> None:
     model = trainer.model
     figures = {
         "date": time.strftime("%Y-%m-%d"),
-        "device": (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
-                   else f"{platform.processor() or platform.machine()}, "
-                        f"{torch.get_num_threads()} threads"),
+        "device": (
+            torch.cuda.get_device_name(trainer.device)
+            if trainer.device.type == "cuda"
+            else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        ),
         "torch": torch.__version__,
         "parameters": model.num_parameters(),
-        "d_model": config.model.d_model, "n_layers": config.model.n_layers,
-        "seq_len": config.train.seq_len, "batch_size": config.train.batch_size,
-        "precision": "bf16" if trainer.bf16 else "fp32", "compile": config.train.compile,
-        "lrlab_tokens_per_s": lrlab, "plain_tokens_per_s": plain_rate,
-        "ratio": statistics.median(a / b for a, b in zip(rates["lrlab"], rates["plain"],
-                                                         strict=True)),
-        "lrlab_runs": rates["lrlab"], "plain_runs": rates["plain"],
+        "d_model": config.model.d_model,
+        "n_layers": config.model.n_layers,
+        "seq_len": config.train.seq_len,
+        "batch_size": config.train.batch_size,
+        "precision": "bf16" if trainer.bf16 else "fp32",
+        "compile": config.train.compile,
+        "lrlab_tokens_per_s": lrlab,
+        "plain_tokens_per_s": plain_rate,
+        "ratio": statistics.median(
+            a / b for a, b in zip(rates["lrlab"], rates["plain"], strict=True)
+        ),
+        "lrlab_runs": rates["lrlab"],
+        "plain_runs": rates["plain"],
     }
     if trainer.device.type == "cuda":
-        flops_per_token = (6 * model.num_parameters(matmul_only=True)
-                           + 12 * config.model.n_layers * config.model.d_model
-                           * config.train.seq_len)
+        flops_per_token = (
+            6 * model.num_parameters(matmul_only=True)
+            + 12 * config.model.n_layers * config.model.d_model * config.train.seq_len
+        )
         figures["flops_per_token"] = flops_per_token
         figures["peak_tflops"] = args.peak_tflops
         figures["mfu"] = flops_per_token * lrlab / (args.peak_tflops * 1e12)

@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lrlab"
 RANK = {
     "errors": 0,
     "atomic": 0,
+    "locks": 0,
     "settings": 0,
     "mapping_file": 0,
     "schedules": 1,
@@ -21,6 +22,10 @@ RANK = {
     "tunnel": 2,
     "laws": 3,
     "design": 4,
+    # Live forecasting uses the laws and design; the trainer integrations use it. Neither is
+    # used by the report, the study or the CLI's parser, hence ranks between design and report.
+    "live": 4.5,
+    "integrations": 4.75,
     "report": 5,
     "study": 6,
     "cli": 7,

@@ -205,8 +205,14 @@ def test_study_config_errors_name_the_file_and_field(data, message):
         StudyConfig.from_mapping(data, source="study.yaml")
 
 
-def test_default_study_on_a_tiny_setup_trains_verifies_and_resumes(tmp_path, capsys):
+def test_default_study_on_a_tiny_setup_trains_verifies_and_resumes(tmp_path, monkeypatch):
     pytest.importorskip("torch")
+    from lrlab.tunnel import threads
+
+    # On two cores (whatever this machine has), the three fit runs train two at a time.
+    monkeypatch.setattr(threads, "usable_cores", lambda: threads.Cores(2, 2, "2 cores"))
+    monkeypatch.delenv("LRLAB_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     config = {
         "budget": 120,
         "peak": 3e-3,
@@ -235,6 +241,15 @@ def test_default_study_on_a_tiny_setup_trains_verifies_and_resumes(tmp_path, cap
     assert check["measured"] > 0 and check["inside_band"] in (True, False)
     assert (tmp_path / "study" / "report.html").exists()
     assert sum("training" in m for m in messages) == 4  # three fit runs and one check
+    records = {
+        folder.name.rsplit("-", 1)[0]: json.loads((folder / "record.json").read_text())
+        for folder in (tmp_path / "study" / "runs").iterdir()
+    }
+    assert set(records) == {"fit-constant", "fit-cosine", "fit-two-stage", "verify-recommended"}
+    for name, record in records.items():
+        assert record["threads"] == 1
+        # The workers chose their threads knowing they shared the cores; the check ran alone.
+        assert ("shared by 2 runs at once" in record["threads_reason"]) == name.startswith("fit")
 
     messages.clear()  # a second run reuses every finished run
     again = study_default(tmp_path / "study", config, progress=messages.append)

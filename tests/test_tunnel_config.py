@@ -61,7 +61,7 @@ def test_defaults_and_round_trip(tmp_path: Path) -> None:
         ),
         ({"data": {"eval_corpora": "stdlib"}}, "data: eval_corpora must be a list of strings"),
         ({"data": {"eval_corpora": ["a", 1]}}, "data: eval_corpora[1]=1 must be a string"),
-        ({"train": {"steps": None}}, "train: steps is required (an integer in [1, inf))"),
+        ({"train": {"steps": None}}, "train: steps is required (an integer in [1, 10000000])"),
         ({"model": "wide"}, "section 'model' must be a mapping of fields"),
         ({"out": 3}, "out=3 must be a folder path"),
         ({"train": {"keep_steps": [0]}}, "train.keep_steps must lie in [1, train.steps=1000]"),

@@ -20,7 +20,6 @@ from lrlab.tunnel.sweep import load_sweep, lr_sensitivity, run_sweep
 def sweep_file(tmp_path: Path, **changes: Any) -> Path:
     data = {
         "workers": 2,
-        "threads_per_worker": 1,
         "base": {
             "model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
             "data": {
@@ -85,9 +84,15 @@ def test_grid_expansion_and_validation(tmp_path: Path) -> None:
         )
     with pytest.raises(LrlabError, match="unknown field 'worker'"):
         load_sweep(sweep_file(tmp_path, worker=2))
+    with pytest.raises(LrlabError, match=r"threads_per_worker=0 must be an integer >= 1"):
+        load_sweep(sweep_file(tmp_path, threads_per_worker=0))
 
 
-def test_sweep_runs_in_workers_survives_divergence_and_resumes(tmp_path: Path) -> None:
+def test_sweep_runs_in_workers_survives_divergence_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LRLAB_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     path = sweep_file(tmp_path)
     out = tmp_path / "sweep"
     log: list[str] = []
@@ -95,6 +100,11 @@ def test_sweep_runs_in_workers_survives_divergence_and_resumes(tmp_path: Path) -
     status = {row["peak_lr"]: row["status"] for row in results["runs"]}
     assert status == {3e-3: "finished", 1000.0: "diverged"}
     assert "2 to train with 2 worker(s)" in log[0]
+    # Each worker knew it shared the machine with the other, and chose its threads for that.
+    for row in results["runs"]:
+        record = json.loads((out / "runs" / row["name"] / "record.json").read_text())
+        assert record["threads"] == 1
+        assert "shared by 2 runs at once" in record["threads_reason"]
     (group,) = results["lr_sensitivity"]
     finished = next(r for r in results["runs"] if r["status"] == "finished")
     # The diverged LR counts as the initial loss: the sensitivity is half the gap to it.
@@ -118,13 +128,17 @@ def test_sweep_runs_in_workers_survives_divergence_and_resumes(tmp_path: Path) -
 
 def test_sweep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = sweep_file(
-        tmp_path, grid={"peak_lr": [3e-3], "schedules": ["constant(peak=1, warmup=2)"]}
+        tmp_path,
+        threads_per_worker=1,
+        grid={"peak_lr": [3e-3], "schedules": ["constant(peak=1, warmup=2)"]},
     )
-    assert (
-        main(["sweep", "--config", str(path), "--out", str(tmp_path / "s"), "--workers", "1"]) == 0
-    )
+    out = tmp_path / "s"
+    assert main(["sweep", "--config", str(path), "--out", str(out), "--workers", "1"]) == 0
     table = capsys.readouterr().out
     assert "0-constant_lr0.003_seed0" in table and "LR sensitivity" in table
+    # threads_per_worker is the train.threads of every run.
+    record = json.loads((out / "runs" / "0-constant_lr0.003_seed0" / "record.json").read_text())
+    assert (record["threads"], record["threads_reason"]) == (1, "train.threads=1")
 
 
 def test_lr_sensitivity_formula() -> None:

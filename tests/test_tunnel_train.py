@@ -102,6 +102,32 @@ def test_run_writes_the_run_format(tmp_path: Path) -> None:
     np.testing.assert_allclose(run.lr[:30], schedule(np.arange(30)))
 
 
+def test_record_says_threads_and_tokens_per_s_counts_the_wall_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record names the thread count and why; ``tokens_per_s`` (per row and in the record)
+    counts the time the user waits, slow evaluations included."""
+    config = tiny(tmp_path)
+    del config["train"]["threads"]
+    monkeypatch.setenv("LRLAB_THREADS", "1")
+    evaluate = Trainer._evaluate
+
+    def slow_evaluate(self: Trainer, step: int) -> None:
+        time.sleep(0.5)
+        evaluate(self, step)
+
+    monkeypatch.setattr(Trainer, "_evaluate", slow_evaluate)
+    out = tmp_path / "run"
+    record = train(config_from_dict(config), out)
+    assert (record["threads"], record["threads_reason"]) == (1, "LRLAB_THREADS=1")
+    assert torch.get_num_threads() == 1
+    tokens = 30 * 4 * 32
+    # Evaluations after steps 9 and 19 come before the last row is written, all three before
+    # the record: at least 1 s and 1.5 s of waiting.
+    assert float(rows(out / "train.csv")[-1]["tokens_per_s"]) <= tokens / 1.0
+    assert record["tokens_per_s"] <= tokens / 1.5
+
+
 def test_keep_last_checkpoints_and_keep_steps(tmp_path: Path) -> None:
     out = tmp_path / "run"
     config = tiny(

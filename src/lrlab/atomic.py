@@ -7,6 +7,7 @@ atomic), is flushed and fsync'ed, then renamed over the destination with `os.rep
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         Path(temporary).unlink(missing_ok=True)
         raise
     return destination
+
+
+# `atomic_write`'s temporary files: "." + the destination's name + "." + mkstemp's 8 characters.
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}")
+
+
+def temporary_target(path: str | os.PathLike[str]) -> str | None:
+    """The name of the file that `path` was to become, if `path` is a temporary file of
+    `atomic_write` (one left behind by a process killed before its rename); else None. Lets a
+    writer that owns a folder remove such leftovers, each as large as the file it was for."""
+    match = _TEMPORARY.fullmatch(Path(path).name)
+    return match.group("target") if match else None
 
 
 def _umask() -> int:

@@ -11,6 +11,11 @@ so an interrupted study resumes where it stopped. `StudyConfig` holds its settin
 
 This module only runs studies; both kinds hand their results to `lrlab.report.study_report`,
 which writes ``summary.json``, the figures and a self-contained ``report.html``.
+
+A study holds its output folder's lock while it runs (`lrlab.locks`): a second study there is
+refused. Names from the user never leave it: run folders are ``runs/ROLE-HASH`` with the role a
+safe slug of the run's name, checked to lie inside the folder, and two logs with one file name
+are told apart by their parent folders (`unique_run_names`), not scored as one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,7 @@ from lrlab.design.optimize import baselines, optimize_schedule
 from lrlab.errors import LrlabError
 from lrlab.laws import get_law
 from lrlab.laws.selection import choose_law
+from lrlab.locks import FolderLock
 from lrlab.report.study_report import Analysis, Verification, write_report
 from lrlab.runs import Run, read_run
 from lrlab.schedules import Schedule, from_spec
@@ -74,12 +82,52 @@ def study_runs(
     warmup: int | None = None,
     progress: Progress = _silent,
 ) -> dict[str, Any]:
-    """The study of the user's logs: analyse and report (no training); returns the summary."""
-    analysis = analyse(runs, budget=budget, peak=peak, warmup=warmup, progress=progress)
-    names = ", ".join(run.name for run in runs)
-    summary = write_report(analysis, runs, out, title=f"lrlab study of {names}")
+    """The study of the user's logs: analyse and report (no training); returns the summary.
+    Runs sharing a name are told apart by their folders (`unique_run_names`)."""
+    with FolderLock(out, "lrlab study"):
+        runs = unique_run_names(runs)
+        analysis = analyse(runs, budget=budget, peak=peak, warmup=warmup, progress=progress)
+        names = ", ".join(run.name for run in runs)
+        summary = write_report(analysis, runs, out, title=f"lrlab study of {names}")
     progress(f"wrote {Path(out) / 'report.html'} and {Path(out) / 'summary.json'}")
     return summary
+
+
+def unique_run_names(runs: Sequence[Run]) -> list[Run]:
+    """`runs`, those sharing a name renamed by the end of their source path: ``25M/constant``
+    and ``100M/constant`` for ``logs/25M/constant.csv`` and ``logs/100M/constant.csv``
+    (the study keys runs by name, and would otherwise score one for both). One file given
+    twice, or runs of one name without a source to tell them apart, is an `LrlabError`."""
+    names = [run.name for run in runs]
+    clashes = {name for name in names if names.count(name) > 1}
+    if not clashes:
+        return list(runs)
+    for i, run in enumerate(runs):
+        for j in range(i):
+            if run.name != runs[j].name:
+                continue
+            if not run.source or not runs[j].source:
+                raise LrlabError(
+                    f"two runs are named {run.name!r}, without a source to tell them apart; "
+                    "rename one"
+                )
+            if os.path.realpath(run.source) == os.path.realpath(runs[j].source):
+                raise LrlabError(f"run {run.source} is given twice; give each run once")
+    paths = [Path(run.source).with_suffix("").parts for run in runs]
+    renamed = list(names)
+    depth = 2  # the file's name and its folder's, then more folders until the names differ
+    while len(set(renamed)) < len(renamed):
+        if depth > max(len(parts) for parts in paths):  # they differ in the suffix: name them so
+            renamed = [run.source if run.name in clashes else run.name for run in runs]
+            if len(set(renamed)) < len(renamed):
+                raise LrlabError(f"runs {min(clashes)!r}: cannot tell apart runs of one name")
+            break
+        renamed = [
+            "/".join(parts[-depth:]) if run.name in clashes else run.name
+            for run, parts in zip(runs, paths, strict=True)
+        ]
+        depth += 1
+    return [dataclasses.replace(run, name=name) for run, name in zip(runs, renamed, strict=True)]
 
 
 # --- the built-in default: evidence from the wind tunnel ----------------------------------------
@@ -178,12 +226,15 @@ class StudyConfig:
             "low": float(f"{self.peak / 10:.6g}"),
         }
         schedules = {}
-        for name, spec in self.fit_schedules.items():
+        for key, spec in self.fit_schedules.items():
+            name = str(key)  # YAML may give 1 and "1": one run name, one folder
+            if name in schedules:
+                raise LrlabError(f"{source}: fit_schedules: two runs are named {name!r}")
             if not isinstance(spec, str):
                 raise LrlabError(f"{source}: fit_schedules.{name}={spec!r} must be a spec string")
             try:
                 text = spec.format(**values)
-            except (KeyError, IndexError, ValueError) as error:
+            except (KeyError, IndexError, ValueError, AttributeError, TypeError) as error:
                 raise LrlabError(
                     f"{source}: fit_schedules.{name}: bad placeholder in {spec!r} ({error})"
                 ) from None
@@ -218,32 +269,47 @@ def study_default(
     if not isinstance(config, StudyConfig):
         config = StudyConfig.from_mapping(config)
     out = Path(out)
+    with FolderLock(out, "lrlab study"):
+        return _study_default(out, config, progress)
+
+
+def _study_default(out: Path, config: StudyConfig, progress: Progress) -> dict[str, Any]:
     setup = config.to_dict()
     jobs = config.fit_runs()
     total = len(jobs) + len(config.verify)
-    runs = [
-        train_tunnel_run(
-            setup,
-            _run_folder(out, f"fit-{name}", schedule, config.tunnel),
-            name,
-            schedule,
-            progress,
-            f"[{index}/{total}]",
-        )
-        for index, (name, schedule) in enumerate(jobs.items(), start=1)
-    ]
+    # The fit runs are independent of each other, and so are the checks: each group trains at
+    # once where the cores allow (`train_tunnel_runs`).
+    runs = train_tunnel_runs(
+        setup,
+        [
+            TunnelRun(
+                name,
+                schedule,
+                _run_folder(out, f"fit-{name}", schedule, config.tunnel),
+                f"[{index}/{total}]",
+            )
+            for index, (name, schedule) in enumerate(jobs.items(), start=1)
+        ],
+        progress,
+    )
     analysis = analyse(
         runs, budget=config.budget, peak=config.peak, warmup=config.warmup, progress=progress
     )
     forecasts = {"recommended": analysis.recommended, **analysis.comparisons}
-    verifications = []
-    for index, name in enumerate(config.verify, start=len(jobs) + 1):
-        predicted = forecasts[name]
-        folder = _run_folder(out, f"verify-{name}", predicted.schedule, config.tunnel)
-        run = train_tunnel_run(
-            setup, folder, name, predicted.schedule, progress, f"[{index}/{total}]"
+    checks = [
+        TunnelRun(
+            name,
+            forecasts[name].schedule,
+            _run_folder(out, f"verify-{name}", forecasts[name].schedule, config.tunnel),
+            f"[{index}/{total}]",
         )
-        verifications.append(Verification(name, predicted, run))
+        for index, name in enumerate(config.verify, start=len(jobs) + 1)
+    ]
+    measured = train_tunnel_runs(setup, checks, progress)
+    verifications = [
+        Verification(check.name, forecasts[check.name], run)
+        for check, run in zip(checks, measured, strict=True)
+    ]
     summary = write_report(
         analysis,
         runs,
@@ -259,9 +325,62 @@ def study_default(
 def _run_folder(out: Path, role: str, schedule: Schedule, tunnel: Mapping[str, Any]) -> Path:
     """``out/runs/ROLE-HASH``, the hash that of the run's schedule and tunnel setup, so a changed
     schedule (say, a different recommendation) or setup trains a new run instead of resuming a
-    different one."""
-    text = json.dumps([str(schedule), tunnel], sort_keys=True, default=str)
-    return out / "runs" / f"{role}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    different one. The role (from the user's run name) becomes a safe slug: any character but
+    ASCII letters, digits and ``_.%+-`` is replaced, so ``/``, ``..`` or markup cannot make a
+    path elsewhere; a role changed so also goes into the hash, keeping names that slug alike
+    apart (and the folders of safe names as earlier versions named them)."""
+    slug = re.sub(r"[^A-Za-z0-9_.%+-]+", "_", role)[:64]
+    parts: list[Any] = [str(schedule), tunnel] if slug == role else [role, str(schedule), tunnel]
+    text = json.dumps(parts, sort_keys=True, default=str)
+    runs = out / "runs"
+    folder = runs / f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    # The slug leaves no separator, and "ROLE-HASH" is never "." or "..": a last check all the same.
+    if os.path.dirname(os.path.normpath(folder)) != os.path.normpath(runs):
+        raise LrlabError(f"study run {role!r}: its folder {folder} would lie outside {runs}")
+    return folder
+
+
+@dataclasses.dataclass(frozen=True)
+class TunnelRun:
+    """A wind-tunnel run of a study: its name, schedule, folder and counter (``[2/5]``) for the
+    progress messages."""
+
+    name: str
+    schedule: Schedule
+    folder: Path
+    counter: str
+
+
+def train_tunnel_runs(
+    config: Mapping[str, Any], runs: Sequence[TunnelRun], progress: Progress
+) -> list[Run]:
+    """Train each run's schedule for ``config["budget"]`` steps with the setup
+    ``config["tunnel"]`` (as in `StudyConfig.to_dict`) in its folder (a finished run is reused, an
+    interrupted one resumed) and read their eval curves, in the order given. The runs train at
+    once, as many as the usable cores hold at one thread each, in the pool sweeps use
+    (`lrlab.tunnel.pool`)."""
+    # Imported here: the wind tunnel needs PyTorch, which a study of logs does not.
+    from lrlab.tunnel.pool import Job, train_jobs
+    from lrlab.tunnel.threads import plan_workers
+
+    jobs = []
+    for run in runs:
+        tunnel = {section: dict(values) for section, values in config["tunnel"].items()}
+        tunnel.setdefault("train", {}).update(schedule=str(run.schedule), steps=config["budget"])
+        jobs.append(Job(f"study run {run.name}", tunnel, run.folder))
+        # A finished run is reused, an interrupted one continued.
+        verb = "resuming" if run.folder.exists() else "training"
+        progress(f"{run.counter} {verb} {run.name}: {run.schedule}")
+    by_name = {job.name: run for job, run in zip(jobs, runs, strict=True)}
+    for outcome in train_jobs(jobs, plan_workers(len(jobs))):
+        run, record = by_name[outcome["name"]], outcome["record"]
+        if record.get("status") != "finished":
+            raise LrlabError(
+                f"{run.folder}: the {run.name} run did not finish ({record.get('status')}); "
+                "lower the peak LR in the study config"
+            )
+        progress(f"{run.counter} {run.name}: finished in {record['elapsed_s']:.0f} s")
+    return [dataclasses.replace(read_run(run.folder / "eval.csv"), name=run.name) for run in runs]
 
 
 def train_tunnel_run(
@@ -272,22 +391,5 @@ def train_tunnel_run(
     progress: Progress,
     counter: str,
 ) -> Run:
-    """Train `schedule` for ``config["budget"]`` steps with the setup ``config["tunnel"]`` (as in
-    `StudyConfig.to_dict`) in `folder` (a finished run is reused, an interrupted one resumed) and
-    read its eval curve."""
-    # Imported here: the wind tunnel needs PyTorch, which a study of logs does not.
-    from lrlab.tunnel import config_from_dict
-    from lrlab.tunnel.train import train
-
-    tunnel = {section: dict(values) for section, values in config["tunnel"].items()}
-    tunnel.setdefault("train", {}).update(schedule=str(schedule), steps=config["budget"])
-    resume = folder.exists()  # a finished run is reused, an interrupted one continued
-    progress(f"{counter} {'resuming' if resume else 'training'} {name}: {schedule}")
-    record = train(config_from_dict(tunnel, source=f"study run {name}"), folder, resume=resume)
-    if record.get("status") != "finished":
-        raise LrlabError(
-            f"{folder}: the {name} run did not finish ({record.get('status')}); "
-            "lower the peak LR in the study config"
-        )
-    run = read_run(folder / "eval.csv")
-    return dataclasses.replace(run, name=name)
+    """`train_tunnel_runs` of one run."""
+    return train_tunnel_runs(config, [TunnelRun(name, schedule, folder, counter)], progress)[0]

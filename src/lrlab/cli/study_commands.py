@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from lrlab.cli import arguments
 from lrlab.cli.run_options import (
     add_run_options,
     read_runs_from_args,
@@ -30,9 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="study the RUN log files given (they may also follow --runs)",
     )
-    study.add_argument("--budget", type=int, help="step budget to design the schedule for")
-    study.add_argument("--peak", type=float, help="peak LR (default: the runs')")
-    study.add_argument("--warmup", type=int, help="warmup steps (default: the runs')")
+    study.add_argument(
+        "--budget", type=arguments.steps(), help="step budget to design the schedule for"
+    )
+    study.add_argument(
+        "--peak", type=arguments.number(0, low_inclusive=False), help="peak LR (default: the runs')"
+    )
+    study.add_argument(
+        "--warmup", type=arguments.steps(0), help="warmup steps (default: the runs')"
+    )
     study.add_argument(
         "--config", metavar="FILE", help="YAML/JSON study settings for the wind-tunnel study"
     )
@@ -41,6 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_study(args: argparse.Namespace) -> int:
+    from lrlab.locks import FolderLock
+
+    # The output folder first: a file in the way, or another study writing there, is an error
+    # before any log is read or run trained.
+    with FolderLock(args.out, "lrlab study"):
+        return _study(args)
+
+
+def _study(args: argparse.Namespace) -> int:
     from lrlab.study import study_default, study_runs
 
     began = time.perf_counter()

@@ -110,9 +110,11 @@ def train_command(args: argparse.Namespace) -> int:
     record = train(config, out, resume=args.resume)
     final = record["final_val_loss"]
     final_text = "n/a" if final is None else f"{final:.4f}"
+    extended = record.get("extended_from")
     print(
-        f"{out}: {record['status']} after {record['steps_done']} steps, "
-        f"validation loss {final_text}, {record['elapsed_s']:.1f} s"
+        f"{out}: {record['status']} after {record['steps_done']} steps"
+        + (f" (extended from {extended})" if extended else "")
+        + f", validation loss {final_text}, {record['elapsed_s']:.1f} s"
     )
     if record["diverged"]:
         print(

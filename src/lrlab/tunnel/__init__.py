@@ -6,8 +6,9 @@ the laws and the stability diagnostics need, and survive being killed.
 
 Modules: `config` (settings, validation), `data` (corpora, tokenisers, cache, batches), `model`
 (the transformer), `optim` (AdamW groups), `train` (the loop), `checkpoint`, `record` (logs),
-`sweep`. All but `config` need PyTorch (``pip install 'lrlab[torch]'``), which is why this package
-imports only the config:
+`threads` (how many CPU threads a run uses), `pool` (runs trained at once), `sweep`. All but
+`config`, `threads` and `pool` need PyTorch (``pip install 'lrlab[torch]'``), which is why this
+package imports only the config:
 
 >>> from lrlab.tunnel import config_from_dict
 >>> from lrlab.tunnel.train import train

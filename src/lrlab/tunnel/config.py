@@ -15,11 +15,9 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lrlab.errors import LrlabError, SpecError
-from lrlab.mapping_file import read_mapping
-from lrlab.schedules import Schedule, from_spec
+from lrlab.mapping_file import NotParsed, load_data, read_mapping
+from lrlab.schedules import MAX_STEPS, Schedule, from_spec
 from lrlab.settings import (
     check_fields,
     choice,
@@ -142,10 +140,12 @@ class TrainConfig:
         noun="a schedule spec",
         convert=_schedule_spec,
     )
-    steps: int = integer(1000, help="optimizer steps", low=1)
-    batch_size: int = integer(16, help="sequences per micro-batch", low=1)
+    steps: int = integer(1000, help="optimizer steps", low=1, high=MAX_STEPS)
+    # 2^20 sequences or tokens: beyond any micro-batch or context a machine holds (a guard
+    # against absurd values; what fits is the model's and the machine's matter).
+    batch_size: int = integer(16, help="sequences per micro-batch", low=1, high=2**20)
     grad_accum: int = integer(1, help="micro-batches per optimizer step", low=1)
-    seq_len: int = integer(256, help="tokens per sequence", low=2)
+    seq_len: int = integer(256, help="tokens per sequence", low=2, high=2**20)
     eval_interval: int = integer(
         100, help="evaluate every this many steps (and at the last step)", low=1
     )
@@ -164,7 +164,11 @@ class TrainConfig:
         choices=("auto", "fp32", "bf16"),
     )
     compile: bool = flag(False, help="torch.compile the model (GPU)")
-    threads: int | None = integer(None, help="CPU threads for torch", low=1)
+    threads: int | None = integer(
+        None,
+        help="CPU threads for torch (default: chosen from the free cores and the model's size)",
+        low=1,
+    )
     spike_factor: float = real(
         3.0,
         help="diverged when the loss exceeds this times its lowest running average (0: only "
@@ -295,9 +299,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         parts = key.strip().split(".")
         if not sep or not all(parts) or len(parts) > 2:
             raise LrlabError(f"--set {item!r}: expected section.field=value (or out=FOLDER)")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
+        try:  # bounded like a config file (an alias bomb in one --set is one too)
+            value = load_data(text, f"--set {key.strip()}") if text.strip() else None
+        except NotParsed:
             value = text
         if len(parts) == 1:
             data[parts[0]] = value

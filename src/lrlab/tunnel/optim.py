@@ -73,12 +73,3 @@ def build_optimizer(
     return torch.optim.AdamW(
         groups, lr=0.0, betas=(config.beta1, config.beta2), eps=config.eps, fused=fused
     )
-
-
-def reapply_hyperparameters(optimizer: torch.optim.Optimizer, config: OptimConfig) -> None:
-    """After loading an optimizer state (which carries its own hyperparameters), use this run's
-    weight decay, betas and epsilon: a continued stage may change them."""
-    for group in optimizer.param_groups:
-        group["weight_decay"] = _weight_decay(group["name"], config)
-        group["betas"] = (config.beta1, config.beta2)
-        group["eps"] = config.eps

@@ -37,6 +37,10 @@ def eval_columns(labels: list[str], n_layers: int) -> list[str]:
     ]
 
 
+class ColumnsDiffer(LrlabError):
+    """A log's header is not the columns this run writes (its configuration changed)."""
+
+
 def _text(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
@@ -57,23 +61,58 @@ class CsvLog:
         self._writer = csv.writer(self._file, lineterminator="\n")
 
     @staticmethod
-    def read_rows(path: Path, columns: list[str], *, before: int) -> list[list[str]]:
-        """Complete rows with ``step < before``; a missing file has none. A file with other
-        columns is an error (the run's configuration changed)."""
+    def read_rows(
+        path: Path, columns: list[str], *, before: int, required: bool = False
+    ) -> list[list[str]]:
+        """Complete rows with ``step < before``; a missing file has none, unless `required`
+        (resuming a run: its log of the steps before the checkpoint). A torn last line (a kill
+        mid-write) is dropped; any other damage, and a file with other columns (the run's
+        configuration changed), is an error naming the file and line: resuming would otherwise
+        drop or keep garbage rows silently."""
         if not path.is_file():
+            if required:
+                raise LrlabError(
+                    f"{path}: missing; resuming from step {before} needs its rows before that step"
+                )
             return []
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = path.read_bytes()[: error.start].count(b"\n") + 1
+            raise LrlabError(f"{path}, line {line}: damaged log, not UTF-8 text") from None
         lines = text.splitlines(keepends=True)
         if lines and not lines[-1].endswith("\n"):
             lines.pop()  # torn by a kill mid-write
-        parsed = list(csv.reader(lines))
+        try:
+            parsed = list(csv.reader(lines))
+        except csv.Error as error:
+            raise LrlabError(f"{path}: damaged log ({error})") from None
         if not parsed:
             return []
         if parsed[0] != columns:
-            raise LrlabError(
-                f"{path}: columns {','.join(parsed[0])} differ from this run's {','.join(columns)}"
+            header = ",".join(parsed[0])
+            header = header if len(header) <= 200 else header[:197] + "..."
+            raise ColumnsDiffer(
+                f"{path}: columns {header} differ from this run's {','.join(columns)}"
             )
-        return [row for row in parsed[1:] if len(row) == len(columns) and int(row[0]) < before]
+        kept: list[list[str]] = []
+        previous = -1
+        for number, row in enumerate(parsed[1:], start=2):
+            step = int(row[0]) if row and row[0].isdigit() and row[0].isascii() else None
+            if len(row) != len(columns) or step is None or step <= previous:
+                problem = (
+                    f"{len(row)} fields, not {len(columns)}"
+                    if len(row) != len(columns)
+                    else "its step is not a whole number above the previous row's"
+                )
+                raise LrlabError(
+                    f"{path}, line {number}: damaged log row ({problem}); repair the file or "
+                    "train the run afresh"
+                )
+            previous = step
+            if step < before:
+                kept.append(row)
+        return kept
 
     def write(self, row: list[Any]) -> None:
         self._writer.writerow([_text(value) for value in row])

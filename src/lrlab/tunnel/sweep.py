@@ -4,8 +4,16 @@ A sweep file holds ``base`` (a run config), ``grid`` (``peak_lr``, ``schedules``
 ``seeds`` and ``widths``), ``workers``, ``threads_per_worker`` and ``out``. Each schedule spec's
 ``peak`` is replaced by each peak LR (so write it with any peak, e.g. ``peak=1``). Each run trains
 in ``OUT/runs/NAME``; a run whose record says finished or diverged is skipped and a killed one
-resumes from its checkpoint, so running a sweep again completes it. Workers are spawned processes
-(``multiprocessing`` spawn context) with ``torch.set_num_threads(threads_per_worker)`` each.
+resumes from its checkpoint, so running a sweep again completes it. A run whose config changed
+since (``steps``, a schedule...) is refused before anything trains, unless the change only
+extends it (`lrlab.tunnel.train.plan_resume`). Names are unique: the peak LR is written to three
+significant digits, or in full where that would give two runs one name; two grid points that
+make the same run are an error. The sweep holds ``OUT``'s lock while it runs (`lrlab.locks`).
+
+The runs train in the pool of `lrlab.tunnel.pool`: by default one worker process per usable core,
+each run choosing its threads for its share of the cores (`lrlab.tunnel.threads`);
+``threads_per_worker`` sets ``train.threads`` of every run whose base config does not, and then
+fewer workers start.
 
 The results table (``results.csv``, ``results.json``) lists every run and, per schedule and width,
 the LR sensitivity of Wortsman et al. 2023 (arXiv:2309.14322, Sec. 3.1):
@@ -16,23 +24,25 @@ as ``L0``. Lower means the final loss depends less on the choice of LR.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import csv
 import dataclasses
 import io
 import json
 import math
-import multiprocessing
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lrlab.atomic import atomic_write_text
-from lrlab.errors import LrlabError, SpecError
+from lrlab.errors import LrlabError, SpecError, brief
+from lrlab.locks import FolderLock
 from lrlab.mapping_file import read_mapping
 from lrlab.schedules import from_spec
 from lrlab.tunnel.config import config_from_dict
+from lrlab.tunnel.pool import Job, train_jobs
+from lrlab.tunnel.threads import plan_workers
 
 DONE = ("finished", "diverged")
 RESULT_COLUMNS = [
@@ -61,12 +71,15 @@ class Sweep:
     schedules: list[dict[str, Any]]
     seeds: list[int]
     widths: list[int | None]
-    workers: int = 1
-    threads_per_worker: int = 1
+    workers: int | None = None  # None: one per usable core
+    threads_per_worker: int | None = None  # None: each run chooses (lrlab.tunnel.threads)
     out: str | None = None
 
     def runs(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-        """``(name, run config mapping, grid point)`` for every point of the grid."""
+        """``(name, run config mapping, grid point)`` for every point of the grid. The peak LR is
+        named to three significant digits (the names of earlier versions), or exactly
+        (``repr``) where two peaks would share a name; two points with one name are an
+        `LrlabError` (a duplicate grid point)."""
         runs = []
         for index, schedule in enumerate(self.schedules):
             for peak in self.peak_lrs:
@@ -74,21 +87,41 @@ class Sweep:
                     for width in self.widths:
                         spec = {**schedule, "peak": peak}
                         data = json.loads(json.dumps(self.base))
-                        data.setdefault("train", {}).update(
-                            schedule=spec, seed=seed, progress="off"
-                        )
+                        train = data["train"] = data.get("train") or {}
+                        train.update(schedule=spec, seed=seed, progress="off")
+                        if self.threads_per_worker is not None:
+                            train.setdefault("threads", self.threads_per_worker)
                         if width is not None:
-                            data.setdefault("model", {})["d_model"] = width
-                        width_tag = "" if width is None else f"_d{width}"
-                        name = f"{index}-{schedule['name']}_lr{peak:.3g}_seed{seed}{width_tag}"
+                            data["model"] = {**(data.get("model") or {}), "d_model": width}
                         point = {
                             "schedule": f"{index}:{schedule['name']}",
                             "peak_lr": peak,
                             "seed": seed,
                             "width": width,
                         }
-                        runs.append((re.sub(r"[^A-Za-z0-9_.+-]", "_", name), data, point))
+                        runs.append((_name(point, f"{peak:.3g}"), data, point))
+        # Peaks that .3g cannot tell apart are named exactly: repr is unique per float, and no
+        # exact name can equal another point's short one (that point would share its .3g).
+        short = collections.Counter(name for name, _, _ in runs)
+        runs = [
+            (_name(point, repr(point["peak_lr"])) if short[name] > 1 else name, data, point)
+            for name, data, point in runs
+        ]
+        seen: dict[str, dict[str, Any]] = {}
+        for name, _data, point in runs:
+            if name in seen:
+                raise LrlabError(
+                    f"grid: duplicate grid point {point} (run {name}): each run must differ"
+                )
+            seen[name] = point
         return runs
+
+
+def _name(point: dict[str, Any], peak: str) -> str:
+    """A run's folder name: schedule index and name, peak LR (as given), seed, width."""
+    width = "" if point["width"] is None else f"_d{point['width']}"
+    name = f"{point['schedule'].replace(':', '-', 1)}_lr{peak}_seed{point['seed']}{width}"
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -103,6 +136,10 @@ def load_sweep(path: str | Path) -> Sweep:
     base = data.get("base") or {}
     if not isinstance(base, dict):
         raise LrlabError(f"{source}: base must be a run config mapping")
+    config_from_dict(base, f"{source}: base")  # sections of the wrong type fail here, named
+    out = data.get("out")
+    if out is not None and not isinstance(out, str):
+        raise LrlabError(f"{source}: out={brief(out)} must be a folder path")
     grid = data.get("grid")
     if not isinstance(grid, dict):
         raise LrlabError(f"{source}: grid is required (peak_lr, schedules, seeds, widths)")
@@ -125,7 +162,7 @@ def load_sweep(path: str | Path) -> Sweep:
                 "no 'peak' field to sweep"
             )
         schedules.append(schedule)
-    seeds = _list(source, grid, "seeds") or [base.get("train", {}).get("seed", 0)]
+    seeds = _list(source, grid, "seeds") or [(base.get("train") or {}).get("seed", 0)]
     widths = _list(source, grid, "widths") or [None]
     sweep = Sweep(
         base,
@@ -135,10 +172,23 @@ def load_sweep(path: str | Path) -> Sweep:
         widths,
         _count(source, data, "workers"),
         _count(source, data, "threads_per_worker"),
-        data.get("out"),
+        out,
     )
-    for name, run_data, _point in sweep.runs():
-        config_from_dict(run_data, f"{source} (run {name})")
+    try:
+        runs = sweep.runs()
+    except LrlabError as error:
+        raise LrlabError(f"{source}: {error}") from None
+    # Two points may still make one run (seeds 1 and 1.0, a schedule listed twice in two
+    # spellings): compare the resolved configs.
+    made: dict[str, str] = {}
+    for name, run_data, _point in runs:
+        config = config_from_dict(run_data, f"{source} (run {name})")
+        key = json.dumps(config.to_dict(), sort_keys=True)
+        if key in made:
+            raise LrlabError(
+                f"{source}: duplicate grid point: runs {made[key]} and {name} are the same run"
+            )
+        made[key] = name
     return sweep
 
 
@@ -151,95 +201,53 @@ def _list(source: str, grid: dict[str, Any], key: str, *, required: bool = False
     return value
 
 
-def _count(source: str, data: dict[str, Any], key: str) -> int:
-    value = data.get(key, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _count(source: str, data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise LrlabError(f"{source}: {key}={value!r} must be an integer >= 1")
     return value
-
-
-def _prepare_data(run_data: dict[str, Any]) -> None:
-    """Tokenise and cache every corpus once, before the workers start reading them."""
-    from lrlab.tunnel.data import build_tokenizer, load_split
-
-    config = config_from_dict(run_data)
-    tokenizer = build_tokenizer(config.data)
-    specs = [config.data.corpus, *config.data.eval_corpora]
-    if config.data.replay_corpus:
-        specs.append(config.data.replay_corpus)
-    for spec in dict.fromkeys(specs):
-        load_split(spec, config.data, tokenizer, config.train.seq_len)
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _run_one(job: tuple[str, dict[str, Any], str]) -> dict[str, Any]:
-    """Train (or resume) one run; errors are returned, so one bad run does not stop a sweep."""
-    from lrlab.tunnel.train import train
-
-    name, run_data, folder = job
-    try:
-        record = train(config_from_dict(run_data, name), folder, resume=True)
-        return {"name": name, "status": record["status"]}
-    except Exception as error:  # noqa: BLE001 - reported in the table, the sweep goes on
-        return {"name": name, "status": "failed", "error": f"{type(error).__name__}: {error}"}
 
 
 def run_sweep(
     sweep: Sweep, out: str | Path, *, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Train every run not yet finished, then write and return the results."""
+    """Train every run not yet finished, then write and return the results. Holds `out`'s lock
+    (`lrlab.locks`); a run whose folder holds a run of another config is refused first."""
     out = Path(out)
+    with FolderLock(out, "lrlab sweep"):
+        return _run_sweep(sweep, out, log)
+
+
+def _run_sweep(sweep: Sweep, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    # Needs PyTorch, as training does; reading and checking a sweep file does not.
+    from lrlab.tunnel.train import plan_resume
+
     runs = sweep.runs()
     folders = {name: out / "runs" / name for name, _, _ in runs}
     errors: dict[str, str] = {}
-    pending = [
-        (name, data, str(folders[name]))
-        for name, data, _ in runs
-        if _status(folders[name]) not in DONE
-    ]
+    pending = []
+    for name, data, _ in runs:
+        try:
+            plan = plan_resume(config_from_dict(data, f"run {name}"), folders[name])
+        except LrlabError as error:
+            raise LrlabError(f"run {name}: {error}") from None
+        if plan.ended is None:
+            pending.append(Job(name, data, folders[name]))
+    threads = sweep.threads_per_worker or (sweep.base.get("train") or {}).get("threads")
+    workers = plan_workers(len(pending), workers=sweep.workers, threads=threads)
     log(
         f"sweep {out}: {len(runs)} runs, {len(runs) - len(pending)} already done, "
-        f"{len(pending)} to train with {sweep.workers} worker(s)"
+        f"{len(pending)} to train with {workers} worker(s)"
     )
-    prepared: set[str] = set()
-    for _name, data, _folder in pending:
-        key = json.dumps(data.get("data", {}), sort_keys=True)
-        if key not in prepared:
-            prepared.add(key)
-            _prepare_data(data)
-    with contextlib.ExitStack() as stack:
-        if sweep.workers == 1 or len(pending) < 2:
-            _init_worker(sweep.threads_per_worker)
-            outcomes: Iterator[dict[str, Any]] = map(_run_one, pending)
-        else:
-            context = multiprocessing.get_context("spawn")
-            pool = stack.enter_context(
-                context.Pool(
-                    min(sweep.workers, len(pending)),
-                    initializer=_init_worker,
-                    initargs=(sweep.threads_per_worker,),
-                )
-            )
-            outcomes = pool.imap_unordered(_run_one, pending)
-        for outcome in outcomes:
-            log(f"  {outcome['name']}: {outcome['status']}")
-            if "error" in outcome:
-                errors[outcome["name"]] = outcome["error"]
-                log(f"    {outcome['error']}")
-            _write_results(out, _results(runs, folders, errors))
+    for outcome in train_jobs(pending, workers, keep_going=True):
+        log(f"  {outcome['name']}: {outcome['status']}")
+        if "error" in outcome:
+            errors[outcome["name"]] = outcome["error"]
+            log(f"    {outcome['error']}")
+        _write_results(out, _results(runs, folders, errors))
     results = _results(runs, folders, errors)
     _write_results(out, results)
     return results
-
-
-def _status(folder: Path) -> str:
-    path = folder / "record.json"
-    return read_mapping(path, "run record").get("status", "") if path.is_file() else "pending"
 
 
 def _results(

@@ -9,7 +9,8 @@ after ``N`` steps, and a run resumed or branched from it continues with step ``N
 
 A run folder holds ``config.json`` (the resolved config, itself a valid config file),
 ``train.csv``, ``eval.csv``, their ``.schedule.json`` sidecars (the exact per-step LR, so
-``lrlab fit RUN/eval.csv`` works directly), ``record.json`` and ``checkpoints/``.
+``lrlab fit RUN/eval.csv`` works directly), ``record.json`` and ``checkpoints/``. `train` holds
+the folder's lock (`lrlab.locks`) while it writes there, so it is one run's alone.
 """
 
 from __future__ import annotations
@@ -27,22 +28,26 @@ import numpy as np
 import torch
 
 from lrlab import __version__
-from lrlab.errors import LrlabError
+from lrlab.atomic import temporary_target
+from lrlab.errors import LrlabError, brief
+from lrlab.locks import FolderLock
 from lrlab.mapping_file import read_mapping
 from lrlab.schedules import from_spec, save_spec
 from lrlab.tunnel import checkpoint
 from lrlab.tunnel.config import Config, config_from_dict
 from lrlab.tunnel.data import Batches, build_tokenizer, eval_batches, load_split
 from lrlab.tunnel.model import Transformer
-from lrlab.tunnel.optim import build_optimizer, reapply_hyperparameters
+from lrlab.tunnel.optim import build_optimizer
 from lrlab.tunnel.record import (
     TRAIN_COLUMNS,
+    ColumnsDiffer,
     CsvLog,
     Progress,
     TensorBoard,
     eval_columns,
     write_json,
 )
+from lrlab.tunnel.threads import LoadMeter, ThreadControl
 
 # Fields that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {
@@ -53,19 +58,106 @@ RESUMABLE_CHANGES = {
     ("train", "device"),
     ("train", "compile"),
 }
+# Changes a resume may also make: more steps, on a schedule whose LR is unchanged for the steps
+# the run had (`plan_resume`): the run is extended.
+EXTENDING_CHANGES = ("train.schedule", "train.steps")
+ENDED = ("finished", "diverged")
+# A run folder's files besides checkpoints/: a kill may leave a temporary of any of them.
+RUN_FILES = {
+    "config.json",
+    "record.json",
+    "train.csv",
+    "eval.csv",
+    "train.csv.schedule.json",
+    "eval.csv.schedule.json",
+}
 # How many steps' statistics a GPU run gathers before one host sync writes them.
 GPU_FLUSH_STEPS = 16
 
 
-def train(config: Config, out: str | Path, *, resume: bool = False) -> dict[str, Any]:
-    """Train one run into folder `out` and return its record (see ``record.json``). Resuming a
-    run that already ended returns its record unchanged."""
-    record = Path(out) / "record.json"
-    if resume and record.is_file():
-        saved = read_mapping(record, "run record")
-        if saved.get("status") in ("finished", "diverged"):
-            return saved
-    return Trainer(config, Path(out), resume=resume).run()
+def train(
+    config: Config, out: str | Path, *, resume: bool = False, in_flight: int = 1
+) -> dict[str, Any]:
+    """Train one run into folder `out` and return its record (see ``record.json``), holding the
+    folder's lock throughout: another process writing there is refused (`lrlab.locks`).
+
+    With `resume`, a run that already ended with this config returns its record unchanged; a
+    config with more steps of the same schedule extends the run; any other change is refused
+    (`plan_resume`). `in_flight` runs (this one included) train at once on this machine, which
+    sets this one's share of the cores."""
+    out = Path(out)
+    with FolderLock(out, "lrlab train"):
+        remove_orphans(out)
+        if resume:
+            ended = plan_resume(config, out).ended
+            if ended is not None:
+                return ended
+        return Trainer(config, out, resume=resume, in_flight=in_flight).run()
+
+
+def remove_orphans(out: Path) -> list[Path]:
+    """Delete, and return, the temporary files that writes killed before their rename left in
+    run folder `out` (a checkpoint's is as large as the checkpoint). Only for the folder's one
+    writer, holding its lock: another writer's temporary would be a write in flight."""
+    found = checkpoint.remove_orphans(out / "checkpoints")
+    if out.is_dir():
+        for path in out.iterdir():
+            if temporary_target(path) in RUN_FILES:
+                path.unlink(missing_ok=True)
+                found.append(path)
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    """What resuming a run folder with a config does (`plan_resume`)."""
+
+    ended: dict[str, Any] | None = None  # the record of a run that ended: nothing to train
+    extends: int | None = None  # the steps of the run that the config extends to more
+
+
+def plan_resume(config: Config, out: Path) -> Resume:
+    """Check that `config` may resume the run in `out`, and say how. The same config (but for
+    `RESUMABLE_CHANGES`) continues the run, or returns its record when it ended. More
+    ``train.steps``, with a ``train.schedule`` whose LR is unchanged on every step the run had,
+    extends it (a finished run trains on from its last checkpoint). Any other change (fewer
+    steps, another schedule before the old end, another model, data, seed...) is an
+    `LrlabError` naming the fields, as is extending a run that diverged."""
+    saved = out / "config.json"
+    if not saved.is_file():
+        return Resume()
+    stored = config_from_dict(read_mapping(saved, "run config"), str(saved))
+    path = out / "record.json"
+    record = read_mapping(path, "run record") if path.is_file() else {}
+    status = record.get("status")
+    changed = config_differences(stored.to_dict(), config.to_dict())
+    if not changed:
+        return Resume(ended=record if status in ENDED else None)
+
+    def refuse(reason: str) -> LrlabError:
+        return LrlabError(
+            f"{saved}: cannot resume with a different config ({', '.join(changed)} changed{reason})"
+            "; start a new run or branch"
+        )
+
+    if any(name not in EXTENDING_CHANGES for name in changed):
+        raise refuse("; a resume may only add train.steps to the same schedule")
+    old, new = stored.train.steps, config.train.steps
+    if new < old:
+        raise refuse(f": train.steps={new} is below the run's {old}")
+    ours = np.asarray(config.schedule()(np.arange(old)), dtype=float)
+    theirs = np.asarray(stored.schedule()(np.arange(old)), dtype=float)
+    differ = np.flatnonzero(~np.isclose(ours, theirs, rtol=1e-9, atol=0.0))
+    if differ.size:
+        t = int(differ[0])
+        raise refuse(
+            f": its LR at step {t} is {float(ours[t])!r}, the run's was {float(theirs[t])!r}"
+        )
+    if status == "diverged":
+        raise refuse(f": the run diverged at step {(record.get('diverged') or {}).get('step')}")
+    if new == old:  # a schedule written otherwise, with the same LR at every step
+        return Resume(ended=record if status in ENDED else None)
+    return Resume(extends=old)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,12 +201,38 @@ class RunState:
     best_val_loss: float = math.inf
     last_val: dict[str, float] = dataclasses.field(default_factory=dict)
     last_train_loss: float | None = None
-    origin: dict[str, Any] = dataclasses.field(default_factory=dict)  # branch_from / init_from
+    # branch_from / init_from and their steps, extended_from (the steps before an extension)
+    origin: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_checkpoint(cls, payload: dict[str, Any]) -> RunState:
-        """The run state stored in a loaded checkpoint."""
-        return cls(**{field.name: payload[field.name] for field in dataclasses.fields(cls)})
+    def from_checkpoint(cls, payload: dict[str, Any], path: Path | str = "checkpoint") -> RunState:
+        """The run state stored in a loaded checkpoint (read from `path`); a part missing or of
+        the wrong kind is an `LrlabError`."""
+        number = (int, float)
+
+        def ok(name: str, value: Any) -> bool:
+            if name == "step":
+                return type(value) is int and value >= 0
+            if name in ("ema", "initial_val_loss", "last_train_loss"):
+                return value is None or (isinstance(value, number) and type(value) is not bool)
+            if name == "last_val":
+                return isinstance(value, dict) and all(
+                    isinstance(k, str) and isinstance(v, number) for k, v in value.items()
+                )
+            if name == "origin":
+                return isinstance(value, dict)
+            return isinstance(value, number) and type(value) is not bool
+
+        values = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in payload:
+                raise LrlabError(f"{path}: not a complete checkpoint (no {field.name!r})")
+            if not ok(field.name, payload[field.name]):
+                raise LrlabError(
+                    f"{path}: {field.name} must be {field.type}, got {brief(payload[field.name])}"
+                )
+            values[field.name] = payload[field.name]
+        return cls(**values)
 
     def to_checkpoint(self) -> dict[str, Any]:
         """The checkpoint keys of this state (plain data only, see `lrlab.tunnel.checkpoint`)."""
@@ -122,20 +240,28 @@ class RunState:
 
 
 class Trainer:
-    """Everything one run needs: data, model, optimizer, logs; `run` trains it to the end."""
+    """Everything one run needs: data, model, optimizer, logs; `run` trains it to the end.
+    It does not lock its folder: `train` does, around it."""
 
-    def __init__(self, config: Config, out: Path, *, resume: bool = False) -> None:
+    def __init__(
+        self, config: Config, out: Path, *, resume: bool = False, in_flight: int = 1
+    ) -> None:
         self.config, self.out = config, out
         train = config.train
-        if train.threads:
-            torch.set_num_threads(train.threads)
         self.device = resolve_device(train.device)
+        # Its first load reading now: the setup below is the window the first count is chosen
+        # over. A GPU run's speed hardly depends on its CPU threads; it does not follow the load.
+        self.threads = ThreadControl(
+            train.threads,
+            in_flight=in_flight,
+            meter=LoadMeter() if self.device.type == "cpu" else None,
+        )
         precision = train.precision
         self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        self._check_folder(resume)
+        self.extends = self._check_folder(resume)
 
         # Data: the main corpus, then every other corpus validated on (the replay one too).
         self.tokenizer = build_tokenizer(config.data)
@@ -176,6 +302,12 @@ class Trainer:
         # Model and optimizer, seeded: the same config always starts from the same weights.
         torch.manual_seed(train.seed)
         self.model = Transformer(config.model, self.tokenizer.vocab_size, seq).to(self.device)
+        # Chosen once the model's size is known (its initialisation gives the same weights at any
+        # thread count), before any training work.
+        self.first_threads = self.threads.start(
+            self.model.num_parameters() * train.batch_size * seq
+        )
+        torch.set_num_threads(self.first_threads.threads)
         self.step_model = torch.compile(self.model) if train.compile else self.model
         self.optimizer = build_optimizer(self.model, config.optim, self.device)
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -197,27 +329,23 @@ class Trainer:
         self.began = time.perf_counter()
         self.diverged: dict[str, Any] | None = None
         prefix = self._restore(resume)
+        if self.extends is not None:
+            self.state.origin = {**self.state.origin, "extended_from": self.extends}
         self.start = self.state.step  # the first step this process trains
         self.last_step = self.start - 1
         self._open_logs(prefix)
 
     # --- setup ----------------------------------------------------------------------------------
 
-    def _check_folder(self, resume: bool) -> None:
+    def _check_folder(self, resume: bool) -> int | None:
+        """Refuse a folder holding a run unless resuming it, and a resume that changes the
+        config (`plan_resume`); return the run's steps when the config extends it."""
         record = self.out / "record.json"
         if record.exists() and not resume:
             raise LrlabError(
                 f"{self.out}: already holds a run; resume it with --resume or choose another --out"
             )
-        saved = self.out / "config.json"
-        if resume and saved.exists():
-            stored = config_from_dict(read_mapping(saved, "run config"), str(saved)).to_dict()
-            changed = config_differences(stored, self.config.to_dict())
-            if changed:
-                raise LrlabError(
-                    f"{saved}: cannot resume with a different config "
-                    f"({', '.join(changed)} changed); start a new run or branch"
-                )
+        return plan_resume(self.config, self.out).extends if resume else None
 
     def _restore(self, resume: bool) -> tuple[Path | None, int | None]:
         """Load the state to start from; return the run folder and step whose log rows to keep
@@ -225,14 +353,19 @@ class Trainer:
         train = self.config.train
         own = self.out / "checkpoints"
         if resume and checkpoint.list_steps(own):
-            state = checkpoint.load(checkpoint.resolve(own), self.device)
-            self._load_full(state)
+            path = checkpoint.resolve(own)
+            state = checkpoint.load(path, self.device)
+            if state["step"] > train.steps:
+                raise LrlabError(
+                    f"{path}: step {state['step']} is beyond this run's train.steps={train.steps}"
+                )
+            self._load_full(state, path)
             return self.out, self.state.step
         if train.branch_from:
             path = checkpoint.resolve(train.branch_from)
             state = checkpoint.load(path, self.device)
             self._check_branch(state, path)
-            self._load_full(state)
+            self._load_full(state, path)
             self.state.origin = {"branch_from": str(path), "branch_step": self.state.step}
             parent = path.parent.parent if path.parent.name == "checkpoints" else path.parent
             return parent, self.state.step
@@ -240,10 +373,10 @@ class Trainer:
             path = checkpoint.resolve(train.init_from)
             state = checkpoint.load(path, self.device)
             self._check_same(state, path, ("model",))
-            self.model.load_state_dict(state["model"])
+            checkpoint.restore_model(self.model, state["model"], path)
             if train.init_optimizer:
-                self.optimizer.load_state_dict(state["optimizer"])
-                reapply_hyperparameters(self.optimizer, self.config.optim)
+                # The moments only: weight decay, betas and epsilon stay this stage's own.
+                checkpoint.restore_optimizer(self.optimizer, state["optimizer"], path)
             self.state.origin = {"init_from": str(path), "init_step": state["step"]}
         return None, None
 
@@ -266,7 +399,7 @@ class Trainer:
         """A branch continues its parent exactly: same model, data and seed, and a schedule that
         agrees with the parent's on every step before the branch point."""
         self._check_same(state, path, ("model", "data"))
-        if state["config"]["train"]["seed"] != self.config.train.seed:
+        if state["config"]["train"].get("seed") != self.config.train.seed:
             raise LrlabError(f"{path}: train.seed differs from the parent run's")
         step = state["step"]
         if step >= self.config.train.steps:
@@ -284,11 +417,12 @@ class Trainer:
                 f"{step}"
             )
 
-    def _load_full(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        self.state = RunState.from_checkpoint(state)
+    def _load_full(self, state: dict[str, Any], path: Path) -> None:
+        """Weights, optimizer moments, RNG and run state of a checkpoint (read from `path`)."""
+        checkpoint.restore_model(self.model, state["model"], path)
+        checkpoint.restore_optimizer(self.optimizer, state["optimizer"], path)
+        checkpoint.restore_rng(state["rng"], path)
+        self.state = RunState.from_checkpoint(state, path)
 
     def _open_logs(self, prefix: tuple[Path | None, int | None]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -302,10 +436,13 @@ class Trainer:
             save_spec(self.schedule, self.out / f"{name}.csv.schedule.json")
             rows: list[list[str]] = []
             if folder is not None:
+                own = folder == self.out
                 try:
-                    rows = CsvLog.read_rows(folder / f"{name}.csv", columns, before=before)
-                except LrlabError:
-                    if folder == self.out:
+                    rows = CsvLog.read_rows(
+                        folder / f"{name}.csv", columns, before=before, required=own
+                    )
+                except ColumnsDiffer:
+                    if own or name == "train":
                         raise
                     # A branch validating on other corpora starts its eval log empty.
             logs[name] = CsvLog(path, columns, rows)
@@ -365,7 +502,6 @@ class Trainer:
         self._write_record("running")
         flush_every = 1 if self.device.type == "cpu" else GPU_FLUSH_STEPS
         pending: list[tuple[int, torch.Tensor]] = []
-        window = time.perf_counter()
         try:
             for step in range(self.start, train.steps):
                 pending.append((step, self.train_step(step)))
@@ -377,17 +513,19 @@ class Trainer:
                     or done in self.keep_steps
                 )
                 if len(pending) >= flush_every or evaluate or save:
-                    self.log_steps(pending, time.perf_counter() - window)
+                    self.log_steps(pending)
                     pending = []
                     if self.diverged:
                         break
+                    change = self.threads.update(done)
+                    if change is not None:
+                        torch.set_num_threads(change.threads)
                     if evaluate:
                         self._evaluate(step)
                         if self.diverged:
                             break
                     if save:
                         self._save(done)
-                    window = time.perf_counter()
         finally:
             self.progress.close()
             self.train_log.close()
@@ -397,11 +535,14 @@ class Trainer:
         self.state.elapsed_s += time.perf_counter() - self.began
         return self._write_record("diverged" if self.diverged else "finished")
 
-    def log_steps(self, pending: list[tuple[int, torch.Tensor]], seconds: float) -> None:
-        """Write the rows of steps trained in `seconds` (one host sync for all of them) and check
-        each for divergence; stops at a diverged step."""
+    def log_steps(self, pending: list[tuple[int, torch.Tensor]]) -> None:
+        """Write the rows of the `pending` steps (one host sync for all of them) and check each for
+        divergence; stops at a diverged step. Their ``tokens_per_s`` is what the user waits for:
+        the tokens this process trained so far over the wall time since it began training,
+        evaluations, logs and checkpoints included."""
         values = torch.stack([stats for _, stats in pending]).tolist()
-        tokens_per_s = self.tokens_per_step * len(pending) / max(seconds, 1e-9)
+        trained = self.tokens_per_step * (pending[-1][0] + 1 - self.start)
+        tokens_per_s = trained / max(time.perf_counter() - self.began, 1e-9)
         for (step, _), (loss, grad_norm, update_norm, param_norm) in zip(
             pending, values, strict=True
         ):
@@ -505,6 +646,8 @@ class Trainer:
             "steps_done": steps_done,
             "tokens": steps_done * self.tokens_per_step,
             "elapsed_s": round(state.elapsed_s, 3),
+            # Wall clock, evaluations and checkpoints included (not a pure step rate).
+            "tokens_per_s": round(steps_done * self.tokens_per_step / max(state.elapsed_s, 1e-9)),
             "schedule": str(self.schedule),
             "peak_lr": max(self.lrs),
             "seed": self.config.train.seed,
@@ -512,6 +655,9 @@ class Trainer:
             "parameters": self.model.num_parameters(),
             "vocab_size": self.tokenizer.vocab_size,
             "device": str(self.device),
+            "threads": self.first_threads.threads,
+            "threads_reason": self.first_threads.reason,
+            "threads_changes": self.threads.changes,  # [{step, threads, reason}] from then on
             "precision": "bf16" if self.bf16 else "fp32",
             "initial_val_loss": state.initial_val_loss,
             "final_train_loss": state.last_train_loss,
