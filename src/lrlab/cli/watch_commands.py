@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import warnings
 from typing import Any
@@ -149,6 +148,7 @@ def run_watch(args: argparse.Namespace) -> int:
 
 def run_whatif(args: argparse.Namespace) -> int:
     """``lrlab whatif``: one forecast of a log, with every what-if listed."""
+    from lrlab.live.background import json_safe
     from lrlab.live.follow import LogFollower
 
     columns = parse_column_mapping(args.columns)
@@ -161,7 +161,7 @@ def run_whatif(args: argparse.Namespace) -> int:
         forecaster = _forecaster(args, follower.schedule_spec(), follower.total_steps)
         result = forecaster.forecast(run, follower.notes)
     if args.json:
-        print(json.dumps(_json_safe(result.to_dict()), indent=2))
+        print(json.dumps(json_safe(result.to_dict()), indent=2))
     else:
         _print_whatifs(result)
     if args.plot and result.status == "forecast":
@@ -180,16 +180,6 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
-
-
 class _Printer:
     """Prints each forecast as a table row (notes under it when they change) or a JSON line,
     and keeps the plot up to date."""
@@ -201,8 +191,10 @@ class _Printer:
         self.run: Any = None
 
     def report(self, result: Any) -> None:
+        from lrlab.live.background import json_safe
+
         if self.as_json:
-            print(json.dumps(_json_safe(result.to_dict())), flush=True)
+            print(json.dumps(json_safe(result.to_dict())), flush=True)
         else:
             if not self.header_done:
                 print(_HEADER)

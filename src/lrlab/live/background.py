@@ -40,14 +40,14 @@ MODES = ("process", "thread")
 NICENESS = 10  # the fitting process yields the CPU to the training loop on a busy machine
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities become null (JSON has none)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
+        return [json_safe(item) for item in value]
     return value
 
 
@@ -100,7 +100,7 @@ class Session:
         if run is None:
             return None
         try:
-            result = _json_safe(self.forecaster.forecast(run, notes).to_dict())
+            result = json_safe(self.forecaster.forecast(run, notes).to_dict())
         except LrlabError as error:
             result = {"status": "error", "error": str(error), "step": int(run.steps[-1])}
         if self.json_path:
