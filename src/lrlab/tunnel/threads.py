@@ -293,22 +293,33 @@ class ThreadControl:
         meter: LoadMeter | None = None,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
-        self.fixed = fixed_threads(configured, environ)
-        self.in_flight = in_flight
+        self.configured, self.in_flight = configured, in_flight
+        self.environ = os.environ if environ is None else environ
         self.cores = usable_cores() if cores is None else cores
-        self.meter = meter if self.fixed is None else None
+        fixed = fixed_threads(configured, self.environ) is not None
+        self.meter = None if fixed else meter
         self.sleep = sleep
         self.last = None if self.meter is None else self.meter.read()
-        self.top = self.choice = self.fixed or ThreadChoice(1, "not started")
+        self.work = 0.0
+        self.top = self.choice = ThreadChoice(1, "not started")
         self.free_since: float | None = None  # start of the readings that leave more cores free
         self.changes: list[dict[str, Any]] = []
+
+    def _choose(self, busy: float) -> ThreadChoice:
+        return choose_threads(
+            self.configured,
+            work=self.work,
+            in_flight=self.in_flight,
+            busy=busy,
+            environ=self.environ,
+            cores=self.cores,
+        )
 
     def start(self, work: float) -> ThreadChoice:
         """The first thread count of a run whose step does `work`; completes the first load
         reading's window (sleeping at most `MIN_WINDOW_S`) when the count depends on it."""
-        if self.fixed is not None:
-            return self.fixed
-        self.top = self.choice = ceiling(work, self.in_flight, self.cores)
+        self.work = work
+        self.top = self.choice = self._choose(busy=0.0)  # the most the run may take
         if self.top.threads == 1 or self.meter is None or self.last is None:
             return self.choice
         now = self.meter.read()
@@ -316,7 +327,7 @@ class ThreadControl:
             self.sleep(MIN_WINDOW_S - (now.time - self.last.time))
             now = self.meter.read()
         if now is not None:
-            self.choice = _within_free(self.top, other_load(self.last, now), self.cores)
+            self.choice = self._choose(other_load(self.last, now))
             self.last = now
         return self.choice
 
@@ -330,7 +341,7 @@ class ThreadControl:
         if now is None:
             return None
         before, self.last = self.last, now
-        wanted = _within_free(self.top, other_load(before, now), self.cores)
+        wanted = self._choose(other_load(before, now))
         if wanted.threads <= self.choice.threads:
             self.free_since = None
             return None if wanted.threads == self.choice.threads else self._change(step, wanted)
