@@ -1178,7 +1178,7 @@ def tunnel_cases() -> list[Case]:
         case(
             "sweep: colliding names",
             "sweep --config s.yaml --out sw --workers 1",
-            files=_sweep(f"grid: {{peak_lr: [1.0e-3, 1.0004e-3], schedules: [{ONE}]}}"),
+            files=_sweep(f"grid: {{peak: [1.0e-3, 1.0004e-3], schedules: [{ONE}]}}"),
             expect="ok",
             verify=_two_sweep_runs,
             timeout=180,
@@ -1186,12 +1186,12 @@ def tunnel_cases() -> list[Case]:
         case(
             "sweep --workers 0",
             "sweep --config s.yaml --out sw --workers 0",
-            files=_sweep(f"grid: {{peak_lr: [1.0e-3], schedules: [{ONE}]}}"),
+            files=_sweep(f"grid: {{peak: [1.0e-3], schedules: [{ONE}]}}"),
         ),
         case(
             "sweep Ctrl-C",
             runner=_interrupted_sweep,
-            files=_sweep(f"grid: {{peak_lr: [1.0e-3, 2.0e-3], schedules: [{ONE}]}}", steps=5000),
+            files=_sweep(f"grid: {{peak: [1.0e-3, 2.0e-3], schedules: [{ONE}]}}", steps=5000),
         ),
         case(
             "study: key with ../",

@@ -167,7 +167,7 @@ def test_out_pointing_at_a_file_fails_at_once(
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(
         yaml.safe_dump(
-            {"base": tiny(tmp_path), "grid": {"peak_lr": [1e-3], "schedules": ["constant(peak=1)"]}}
+            {"base": tiny(tmp_path), "grid": {"peak": [1e-3], "schedules": ["constant(peak=1)"]}}
         )
     )
     began = time.perf_counter()
@@ -192,7 +192,7 @@ def sweep_data(tmp_path: Path, peaks: list[float], **changes: Any) -> dict[str, 
     return {
         "workers": 1,
         "base": base,
-        "grid": {"peak_lr": peaks, "schedules": ["cosine(peak=1, total=16, warmup=2)"]},
+        "grid": {"peak": peaks, "schedules": ["cosine(peak=1, total=16, warmup=2)"]},
         **changes,
     }
 
@@ -208,9 +208,9 @@ def test_sweep_names_are_unique_for_distinct_values_and_duplicates_are_errors(
     assert "0-cosine_lr0.003_seed0" in names
     assert "0-cosine_lr0.001_seed0" in names and "0-cosine_lr0.0010004_seed0" in names
     for grid in (
-        {"peak_lr": [1e-3, 0.001], "schedules": ["cosine(peak=1, total=16)"]},
-        {"peak_lr": [1e-3], "seeds": [1, 1], "schedules": ["cosine(peak=1, total=16)"]},
-        {"peak_lr": [1e-3], "schedules": ["cosine(peak=1, total=16)", "cosine(total=16, peak=2)"]},
+        {"peak": [1e-3, 0.001], "schedules": ["cosine(peak=1, total=16)"]},
+        {"peak": [1e-3], "seeds": [1, 1], "schedules": ["cosine(peak=1, total=16)"]},
+        {"peak": [1e-3], "schedules": ["cosine(peak=1, total=16)", "cosine(total=16, peak=2)"]},
     ):
         path.write_text(yaml.safe_dump({**sweep_data(tmp_path, [1.0]), "grid": grid}))
         with pytest.raises(LrlabError, match="duplicate grid point"):
@@ -538,15 +538,15 @@ def test_wrong_types_in_a_run_config_are_one_line_errors(
         {"base": {"train": [1]}},
         {"base": {"train": "x"}},
         {"base": {"model": 5}},
-        {"grid": {"peak_lr": "x", "schedules": ["constant(peak=1)"]}},
-        {"grid": {"peak_lr": [1e-3], "schedules": [5]}},
-        {"grid": {"peak_lr": [1e-3], "schedules": [None]}},
-        {"grid": {"peak_lr": [1e-3], "schedules": [["constant"]]}},
-        {"grid": {"peak_lr": [1e-3], "schedules": "constant(peak=1)"}},
-        {"grid": {"peak_lr": [1e-3], "schedules": ["constant(peak=1)"], "seeds": ["a"]}},
-        {"grid": {"peak_lr": [1e-3], "schedules": ["constant(peak=1)"], "seeds": [[0]]}},
-        {"grid": {"peak_lr": [1e-3], "schedules": ["constant(peak=1)"], "widths": [{"a": 1}]}},
-        {"grid": {"peak_lr": [1e-3], "schedules": ["constant(peak=1)"], "widths": ["wide"]}},
+        {"grid": {"peak": "x", "schedules": ["constant(peak=1)"]}},
+        {"grid": {"peak": [1e-3], "schedules": [5]}},
+        {"grid": {"peak": [1e-3], "schedules": [None]}},
+        {"grid": {"peak": [1e-3], "schedules": [["constant"]]}},
+        {"grid": {"peak": [1e-3], "schedules": "constant(peak=1)"}},
+        {"grid": {"peak": [1e-3], "schedules": ["constant(peak=1)"], "seeds": ["a"]}},
+        {"grid": {"peak": [1e-3], "schedules": ["constant(peak=1)"], "seeds": [[0]]}},
+        {"grid": {"peak": [1e-3], "schedules": ["constant(peak=1)"], "widths": [{"a": 1}]}},
+        {"grid": {"peak": [1e-3], "schedules": ["constant(peak=1)"], "widths": ["wide"]}},
         {"grid": 5},
         {"grid": [1]},
         {"workers": "2"},

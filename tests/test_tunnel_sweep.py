@@ -37,7 +37,7 @@ def sweep_file(tmp_path: Path, **changes: Any) -> Path:
                 "checkpoint_interval": 8,
             },
         },
-        "grid": {"peak_lr": [3e-3, 1000.0], "schedules": ["cosine(peak=1, total=16, warmup=2)"]},
+        "grid": {"peak": [3e-3, 1000.0], "schedules": ["cosine(peak=1, total=16, warmup=2)"]},
         **changes,
     }
     path = tmp_path / "sweep.yaml"
@@ -50,7 +50,7 @@ def test_grid_expansion_and_validation(tmp_path: Path) -> None:
         sweep_file(
             tmp_path,
             grid={
-                "peak_lr": [1e-3, 2e-3],
+                "peak": [1e-3, 2e-3],
                 "seeds": [0, 1],
                 "widths": [32, 64],
                 "schedules": [
@@ -65,21 +65,21 @@ def test_grid_expansion_and_validation(tmp_path: Path) -> None:
     name, data, point = runs[-1]
     assert name == "1-wsd_lr0.002_seed1_d64"
     assert data["train"]["schedule"]["peak"] == 2e-3 and data["model"]["d_model"] == 64
-    assert point == {"schedule": "1:wsd", "peak_lr": 2e-3, "seed": 1, "width": 64}
-    with pytest.raises(LrlabError, match=r"grid\.peak_lr\[0\]=-1 must be a positive number"):
-        load_sweep(sweep_file(tmp_path, grid={"peak_lr": [-1], "schedules": ["constant(peak=1)"]}))
+    assert point == {"schedule": "1:wsd", "peak": 2e-3, "seed": 1, "width": 64}
+    with pytest.raises(LrlabError, match=r"grid\.peak\[0\]=-1 must be a positive number"):
+        load_sweep(sweep_file(tmp_path, grid={"peak": [-1], "schedules": ["constant(peak=1)"]}))
     with pytest.raises(LrlabError, match=r"grid\.schedules\[0\]: .*has no 'peak' field"):
         load_sweep(
             sweep_file(
                 tmp_path,
-                grid={"peak_lr": [1], "schedules": ["piecewise_linear(points=[[0, 1], [10, 0]])"]},
+                grid={"peak": [1], "schedules": ["piecewise_linear(points=[[0, 1], [10, 0]])"]},
             )
         )
     with pytest.raises(LrlabError, match=r"run 0-cosine_lr1_seed0_d33.*multiple of"):
         load_sweep(
             sweep_file(
                 tmp_path,
-                grid={"peak_lr": [1], "widths": [33], "schedules": ["cosine(peak=1, total=9)"]},
+                grid={"peak": [1], "widths": [33], "schedules": ["cosine(peak=1, total=9)"]},
             )
         )
     with pytest.raises(LrlabError, match="unknown field 'worker'"):
@@ -97,7 +97,7 @@ def test_sweep_runs_in_workers_survives_divergence_and_resumes(
     out = tmp_path / "sweep"
     log: list[str] = []
     results = run_sweep(load_sweep(path), out, log=log.append)
-    status = {row["peak_lr"]: row["status"] for row in results["runs"]}
+    status = {row["peak"]: row["status"] for row in results["runs"]}
     assert status == {3e-3: "finished", 1000.0: "diverged"}
     assert "2 to train with 2 worker(s)" in log[0]
     # Each worker knew it shared the machine with the other, and chose its threads for that.
@@ -110,10 +110,10 @@ def test_sweep_runs_in_workers_survives_divergence_and_resumes(
     # The diverged LR counts as the initial loss: the sensitivity is half the gap to it.
     expected = (group["initial_val_loss"] - finished["final_val_loss"]) / 2
     assert group["lr_sensitivity"] == pytest.approx(expected)
-    assert group["best_peak_lr"] == 3e-3
+    assert group["best_peak"] == 3e-3
     saved = json.loads((out / "results.json").read_text())
     assert saved["runs"][0]["name"] == results["runs"][0]["name"]
-    assert (out / "results.csv").read_text().startswith("name,schedule,peak_lr,seed,width")
+    assert (out / "results.csv").read_text().startswith("name,schedule,peak,seed,width")
 
     # Running it again trains nothing; a run without a record is trained again.
     log.clear()
@@ -130,7 +130,7 @@ def test_sweep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     path = sweep_file(
         tmp_path,
         threads_per_worker=1,
-        grid={"peak_lr": [3e-3], "schedules": ["constant(peak=1, warmup=2)"]},
+        grid={"peak": [3e-3], "schedules": ["constant(peak=1, warmup=2)"]},
     )
     out = tmp_path / "s"
     assert main(["sweep", "--config", str(path), "--out", str(out), "--workers", "1"]) == 0
@@ -148,7 +148,7 @@ def test_lr_sensitivity_formula() -> None:
         return {
             "schedule": "0:cosine",
             "width": None,
-            "peak_lr": lr,
+            "peak": lr,
             "seed": seed,
             "status": status,
             "final_val_loss": loss,
@@ -167,4 +167,15 @@ def test_lr_sensitivity_formula() -> None:
     # Capped mean losses per LR: 3.1, 2.5, 5.0 (6.0 capped at L0), 5.0 (diverged).
     assert group["lr_count"] == 4
     assert group["lr_sensitivity"] == pytest.approx(((3.1 - 2.5) + 0 + 2.5 + 2.5) / 4)
-    assert group["best_peak_lr"] == 3e-3 and math.isclose(group["best_final_val_loss"], 2.5)
+    assert group["best_peak"] == 3e-3 and math.isclose(group["best_final_val_loss"], 2.5)
+
+
+def test_old_grid_name_peak_lr_still_works_with_a_deprecation_message(tmp_path, capsys):
+    old = load_sweep(
+        sweep_file(tmp_path, grid={"peak_lr": [1e-3], "schedules": ["constant(peak=1)"]})
+    )
+    assert old.peaks == [1e-3]
+    assert "grid.peak_lr is deprecated: call it grid.peak" in capsys.readouterr().err
+    both = {"peak": [1e-3], "peak_lr": [1e-3], "schedules": ["constant(peak=1)"]}
+    with pytest.raises(LrlabError, match=r"give grid\.peak only"):
+        load_sweep(sweep_file(tmp_path, grid=both))

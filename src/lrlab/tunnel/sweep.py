@@ -1,6 +1,6 @@
 """Sweeps: a grid of runs (peak LR x schedule x seed x width) trained by worker processes.
 
-A sweep file holds ``base`` (a run config), ``grid`` (``peak_lr``, ``schedules`` and optionally
+A sweep file holds ``base`` (a run config), ``grid`` (``peak``, ``schedules`` and optionally
 ``seeds`` and ``widths``), ``workers``, ``threads_per_worker`` and ``out``. Each schedule spec's
 ``peak`` is replaced by each peak LR (so write it with any peak, e.g. ``peak=1``). Each run trains
 in ``OUT/runs/NAME``; a run whose record says finished or diverged is skipped and a killed one
@@ -31,6 +31,7 @@ import io
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ DONE = ("finished", "diverged")
 RESULT_COLUMNS = [
     "name",
     "schedule",
-    "peak_lr",
+    "peak",
     "seed",
     "width",
     "status",
@@ -67,7 +68,7 @@ class Sweep:
     """A parsed sweep file."""
 
     base: dict[str, Any]
-    peak_lrs: list[float]
+    peaks: list[float]
     schedules: list[dict[str, Any]]
     seeds: list[int]
     widths: list[int | None]
@@ -82,7 +83,7 @@ class Sweep:
         `LrlabError` (a duplicate grid point)."""
         runs = []
         for index, schedule in enumerate(self.schedules):
-            for peak in self.peak_lrs:
+            for peak in self.peaks:
                 for seed in self.seeds:
                     for width in self.widths:
                         spec = {**schedule, "peak": peak}
@@ -95,7 +96,7 @@ class Sweep:
                             data["model"] = {**(data.get("model") or {}), "d_model": width}
                         point = {
                             "schedule": f"{index}:{schedule['name']}",
-                            "peak_lr": peak,
+                            "peak": peak,
                             "seed": seed,
                             "width": width,
                         }
@@ -104,7 +105,7 @@ class Sweep:
         # exact name can equal another point's short one (that point would share its .3g).
         short = collections.Counter(name for name, _, _ in runs)
         runs = [
-            (_name(point, repr(point["peak_lr"])) if short[name] > 1 else name, data, point)
+            (_name(point, repr(point["peak"])) if short[name] > 1 else name, data, point)
             for name, data, point in runs
         ]
         seen: dict[str, dict[str, Any]] = {}
@@ -122,6 +123,18 @@ def _name(point: dict[str, Any], peak: str) -> str:
     width = "" if point["width"] is None else f"_d{point['width']}"
     name = f"{point['schedule'].replace(':', '-', 1)}_lr{peak}_seed{point['seed']}{width}"
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
+def _renamed_peak(source: str, grid: dict[str, Any]) -> dict[str, Any]:
+    """`grid` with the peak LRs under ``peak``, the one name lrlab uses for the peak LR (schedule
+    specs, fits, the CLI); ``peak_lr``, the name of earlier versions, still works, with a
+    deprecation message on stderr."""
+    if "peak_lr" not in grid:
+        return grid
+    if "peak" in grid:
+        raise LrlabError(f"{source}: give grid.peak only (grid.peak_lr is its old name)")
+    print(f"lrlab: {source}: grid.peak_lr is deprecated: call it grid.peak", file=sys.stderr)
+    return {("peak" if key == "peak_lr" else key): value for key, value in grid.items()}
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -142,14 +155,15 @@ def load_sweep(path: str | Path) -> Sweep:
         raise LrlabError(f"{source}: out={brief(out)} must be a folder path")
     grid = data.get("grid")
     if not isinstance(grid, dict):
-        raise LrlabError(f"{source}: grid is required (peak_lr, schedules, seeds, widths)")
+        raise LrlabError(f"{source}: grid is required (peak, schedules, seeds, widths)")
     for key in grid:
-        if key not in ("peak_lr", "schedules", "seeds", "widths"):
+        if key not in ("peak", "peak_lr", "schedules", "seeds", "widths"):
             raise LrlabError(f"{source}: unknown field grid.{key}")
-    peak_lrs = _list(source, grid, "peak_lr", required=True)
-    for i, lr in enumerate(peak_lrs):
+    grid = _renamed_peak(source, grid)
+    peaks = _list(source, grid, "peak", required=True)
+    for i, lr in enumerate(peaks):
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-            raise LrlabError(f"{source}: grid.peak_lr[{i}]={lr!r} must be a positive number")
+            raise LrlabError(f"{source}: grid.peak[{i}]={lr!r} must be a positive number")
     schedules = []
     for i, spec in enumerate(_list(source, grid, "schedules", required=True)):
         try:
@@ -166,7 +180,7 @@ def load_sweep(path: str | Path) -> Sweep:
     widths = _list(source, grid, "widths") or [None]
     sweep = Sweep(
         base,
-        [float(lr) for lr in peak_lrs],
+        [float(lr) for lr in peaks],
         schedules,
         seeds,
         widths,
@@ -293,7 +307,7 @@ def lr_sensitivity(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         key = (row["schedule"], row["width"])
         initial.setdefault(key, []).append(row["initial_val_loss"])
         loss = row["final_val_loss"] if row["status"] == "finished" else None
-        groups.setdefault(key, {}).setdefault(row["peak_lr"], []).append(
+        groups.setdefault(key, {}).setdefault(row["peak"], []).append(
             math.inf if loss is None else loss
         )
     table = []
@@ -308,7 +322,7 @@ def lr_sensitivity(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "width": key[1],
                 "lr_count": len(capped),
                 "lr_sensitivity": sum(value - best for value in capped.values()) / len(capped),
-                "best_peak_lr": best_lr,
+                "best_peak": best_lr,
                 "best_final_val_loss": best,
                 "initial_val_loss": cap,
             }
@@ -349,7 +363,7 @@ def format_table(results: dict[str, Any]) -> str:
             width = "-" if group["width"] is None else str(group["width"])
             lines.append(
                 f"{group['schedule']:<24} {width:>6} {group['lr_count']:>4} "
-                f"{group['lr_sensitivity']:>15.4f} {group['best_peak_lr']:>13.3g} "
+                f"{group['lr_sensitivity']:>15.4f} {group['best_peak']:>13.3g} "
                 f"{group['best_final_val_loss']:>10.4f}"
             )
     return "\n".join(lines)

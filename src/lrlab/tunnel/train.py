@@ -649,7 +649,7 @@ class Trainer:
             # Wall clock, evaluations and checkpoints included (not a pure step rate).
             "tokens_per_s": round(steps_done * self.tokens_per_step / max(state.elapsed_s, 1e-9)),
             "schedule": str(self.schedule),
-            "peak_lr": max(self.lrs),
+            "peak": max(self.lrs),
             "seed": self.config.train.seed,
             "d_model": self.config.model.d_model,
             "parameters": self.model.num_parameters(),
