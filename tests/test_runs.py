@@ -72,7 +72,7 @@ def test_resumed_run_keeps_last_value_per_step_sorted(tmp_path):
 
 def test_nan_and_inf_losses_are_dropped_with_count(tmp_path):
     rows = ["10,1e-3,5.0", "20,1e-3,nan", "30,1e-3,inf", "40,1e-3,3.5"]
-    with pytest.warns(RunWarning, match="dropped 2 NaN/inf"):
+    with pytest.warns(RunWarning, match=r"dropped 2 NaN/inf loss value\(s\), the first at line 3"):
         run = read_run(write_csv(tmp_path / "nan.csv", "step,lr,loss", rows))
     assert run.steps.tolist() == [10, 40]
 
@@ -291,9 +291,9 @@ def test_a_schedule_above_the_largest_lr_is_refused(tmp_path):
 
 
 def test_a_stray_row_far_beyond_the_step_limit_is_refused(tmp_path):
-    from lrlab.runs.model import MAX_STEP
+    from lrlab.schedules import MAX_STEPS
 
-    rows = ["1,1e-3,5.0", f"{MAX_STEP + 1},1e-3,4.0"]
+    rows = ["1,1e-3,5.0", f"{MAX_STEPS + 1},1e-3,4.0"]
     path = write_csv(tmp_path / "stray.csv", "step,lr,loss", rows)
     assert "line 3: step" in _single_line_error(path)
     ok = write_csv(tmp_path / "ok.csv", "step,lr,loss", ["1,1e-3,5.0", "100000,1e-3,4.0"])

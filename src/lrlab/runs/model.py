@@ -9,9 +9,6 @@ import numpy as np
 
 from lrlab.errors import LrlabError
 
-# The last step a run may reach. Per-step arrays (the LR at every step, and what a law computes
-# from it) hold one number per step: 80 MB each at this size, and a fit builds about a dozen.
-MAX_STEP = 10_000_000
 # The largest learning rate accepted: far above any optimiser's (SGD with LARS stays under 100),
 # so a larger one is a unit mix-up or damage, and it would overflow the laws' LR sums.
 MAX_LR = 1e3

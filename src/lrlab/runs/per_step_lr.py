@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from lrlab.errors import LrlabError
-from lrlab.runs.model import MAX_LR, MAX_STEP, RunWarning
+from lrlab.runs.model import MAX_LR, RunWarning
+from lrlab.schedules import MAX_STEPS
 
 SPARSE_GAP_FRACTION = 0.05
 SPARSE_GAP_MIN_STEPS = 256
@@ -27,8 +28,8 @@ def lr_from_schedule(schedule: Any, last_step: int, source: str) -> np.ndarray:
     """Per-step LR for steps 0..last_step from a schedule (object, spec dict or spec string)."""
     from lrlab.schedules import from_spec  # the schedule library is only needed for specs
 
-    if not 0 <= last_step <= MAX_STEP:
-        raise LrlabError(f"{source}: step {last_step} is outside 0..{MAX_STEP:,}")
+    if not 0 <= last_step <= MAX_STEPS:
+        raise LrlabError(f"{source}: step {last_step} is outside 0..{MAX_STEPS:,}")
     lr = np.asarray(from_spec(schedule)(np.arange(last_step + 1)), dtype=np.float64)
     if not np.all(np.isfinite(lr)) or np.any(lr < 0):
         raise LrlabError(f"{source}: the schedule gives a non-finite or negative learning rate")

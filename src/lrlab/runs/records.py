@@ -5,8 +5,8 @@ A reader turns a log into `Records`: for every row, in file order, the step, the
 for messy logs: resumed runs log overlapping, out-of-order segments, so the *last* value logged for
 a step wins (for loss and LR separately) and the result is sorted by step; NaN/inf losses are
 dropped with a warning giving their count. What no law can use is an error naming its line: a
-step that is not a whole number in 0..`MAX_STEP`, a loss that is not positive (laws fit the log of
-the loss), an LR that is negative or above `MAX_LR`."""
+step that is not a whole number in 0..`lrlab.schedules.MAX_STEPS`, a loss that is not positive
+(laws fit the log of the loss), an LR that is negative or above `MAX_LR`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 
 from lrlab.errors import LrlabError
-from lrlab.runs.model import MAX_LR, MAX_STEP, RunWarning
+from lrlab.runs.model import MAX_LR, RunWarning
+from lrlab.schedules import MAX_STEPS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,12 +79,12 @@ def check_steps(records: Records) -> np.ndarray:
             f"{records.where(first)}: step {float(steps[first])!r} is not a non-negative whole "
             "number"
         )
-    beyond = steps > MAX_STEP
+    beyond = steps > MAX_STEPS
     if np.any(beyond):
         first = int(np.argmax(beyond))
         raise LrlabError(
             f"{records.where(first)}: step {int(steps[first])} is beyond the last step lrlab "
-            f"handles ({MAX_STEP:,}; see docs/laws.md)"
+            f"handles ({MAX_STEPS:,}; see docs/laws.md)"
         )
     return steps.astype(np.int64)
 
@@ -128,8 +129,14 @@ def clean(records: Records) -> CleanLog:
     finite = np.isfinite(loss)
     dropped = int(np.count_nonzero(~finite))
     if dropped:
+        # A diverged step logs inf or NaN, and the run may go on (a skipped fp16 step): the
+        # value says nothing a law can fit, so it goes, and the warning points at the first.
+        first = int(np.argmax(records.loss_present & ~np.isfinite(records.loss)))
         warnings.warn(
-            f"{records.source}: dropped {dropped} NaN/inf loss value(s)", RunWarning, stacklevel=3
+            f"{records.source}: dropped {dropped} NaN/inf loss value(s), the first at "
+            f"{records.unit} {records.lines[first]}",
+            RunWarning,
+            stacklevel=3,
         )
     if not np.any(finite):
         raise LrlabError(f"{records.source}: no finite loss values")

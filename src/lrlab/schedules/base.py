@@ -26,7 +26,7 @@ REGISTRY: dict[str, type[Schedule]] = {}
 
 #: The most steps lrlab evaluates a schedule at, one LR per step (``--steps``, ``--budget`` and
 #: the like are checked against it): a float64 per-step array of 10^7 steps takes 80 MB and a
-#: forecast builds about a dozen (the same bound as a log's last step, `lrlab.runs.model`), ten
+#: forecast builds about a dozen (also the bound of a log's last step, `lrlab.runs.records`), ten
 #: times the longest public pre-training runs (about 10^6 steps). A schedule itself takes any step.
 MAX_STEPS = 10**7
 MAX_STEPS_TEXT = "10^7"
