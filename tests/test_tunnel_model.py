@@ -8,8 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from lrlab.errors import LrlabError
 from lrlab.tunnel.config import ModelConfig, OptimConfig
-from lrlab.tunnel.model import Transformer, apply_rotary, rotary_tables
+from lrlab.tunnel.model import Transformer, apply_rotary, check_memory, rotary_tables
 from lrlab.tunnel.optim import parameter_groups
 
 VOCAB, SEQ = 256, 16
@@ -152,3 +153,12 @@ def test_diagnostics_report_every_layer() -> None:
     assert stats.logit_max == pytest.approx(logits.max().item(), rel=1e-5)
     assert stats.logit_mean == pytest.approx(logits.mean().item(), rel=1e-4, abs=1e-6)
     assert stats.log_z == pytest.approx(torch.logsumexp(logits, -1).mean().item(), rel=1e-5)
+
+
+def test_check_memory_counts_without_allocating_and_refuses_what_cannot_fit() -> None:
+    config = ModelConfig(d_model=32, n_layers=2, n_heads=2)
+    cpu = torch.device("cpu")
+    assert check_memory(config, 256, 64, cpu) == Transformer(config, 256, 64).num_parameters()
+    huge = ModelConfig(d_model=10_000_000, n_layers=4, n_heads=4)
+    with pytest.raises(LrlabError, match=r"d_model=10000000, n_layers=4 makes [\d,]+ param.*GiB"):
+        check_memory(huge, 256, 64, cpu)

@@ -26,12 +26,14 @@ the output logits.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrlab.errors import LrlabError
 from lrlab.tunnel.config import ModelConfig
 
 
@@ -240,3 +242,26 @@ class Transformer(nn.Module):
         if matmul_only and self.head is not None:
             total -= self.embed.weight.numel()
         return total
+
+
+def check_memory(
+    config: ModelConfig, vocab_size: int, max_seq_len: int, device: torch.device
+) -> int:
+    """The model's parameter count, after refusing a model whose weights, gradients and AdamW's
+    two moments (16 bytes a parameter in float32) would not fit in `device`'s memory: PyTorch
+    would fail deep inside its allocator instead. The count comes from building the model on
+    the meta device, which allocates nothing."""
+    with torch.device("meta"):
+        parameters = Transformer(config, vocab_size, max_seq_len).num_parameters()
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+    else:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need = 16 * parameters
+    if need > total:
+        raise LrlabError(
+            f"model: d_model={config.d_model}, n_layers={config.n_layers} makes "
+            f"{parameters:,} parameters, whose weights, gradients and AdamW state need "
+            f"{need / 2**30:,.1f} GiB; {device.type} memory here is {total / 2**30:,.1f} GiB"
+        )
+    return parameters
