@@ -179,3 +179,20 @@ def test_old_grid_name_peak_lr_still_works_with_a_deprecation_message(tmp_path, 
     both = {"peak": [1e-3], "peak_lr": [1e-3], "schedules": ["constant(peak=1)"]}
     with pytest.raises(LrlabError, match=r"give grid\.peak only"):
         load_sweep(sweep_file(tmp_path, grid=both))
+
+
+@pytest.mark.parametrize(("gpus", "processes"), [(None, None), (1, None), (0.5, None), (2, 2)])
+def test_a_run_that_reserves_several_gpus_trains_on_as_many_processes(
+    tmp_path, monkeypatch, gpus, processes
+):
+    from lrlab.tunnel import pool, train
+
+    calls = []
+    monkeypatch.setattr(train, "train", lambda *a, **k: calls.append(None) or {"status": "ok"})
+    monkeypatch.setattr(
+        train, "train_processes", lambda *a, **k: calls.append(k["nproc"]) or {"status": "ok"}
+    )
+    config = {"train": {"steps": 4, "schedule": "constant(peak=1e-3)"}}
+    job = pool.Job("a", config, tmp_path, pool.Resources(num_gpus=gpus))
+    assert pool._train_job(pool._Task(job, 1, False, False))["status"] == "ok"
+    assert calls == [processes]

@@ -5,8 +5,9 @@ Hu et al. 2024, arXiv:2404.06395): train small language models under any lrlab s
 the laws and the stability diagnostics need, and survive being killed.
 
 Modules: `config` (settings, validation), `data` (corpora, tokenisers, cache, batches), `model`
-(the transformer), `optim` (AdamW groups), `train` (the loop), `checkpoint`, `record` (logs),
-`threads` (how many CPU threads a run uses), `pool` (runs trained at once), `sweep`. All but
+(the transformer), `optim` (AdamW groups), `train` (the loop), `distributed` (one run on
+several processes), `checkpoint`, `record` (logs), `threads` (how many CPU threads a run uses),
+`pool` (runs trained at once), `sweep`. All but
 `config`, `threads` and `pool` need PyTorch (``pip install 'lrlab[torch]'``), which is why this
 package imports only the config:
 

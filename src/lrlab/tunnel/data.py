@@ -365,6 +365,20 @@ def load_split(spec: str, config: DataConfig, tokenizer: Tokenizer, seq_len: int
 # --- batches ------------------------------------------------------------------------------------
 
 
+def shard(batch_size: int, rank: int, processes: int) -> slice:
+    """The rows of a batch of `batch_size` that process `rank` of `processes` trains on (one run
+    on several processes, `lrlab.tunnel.distributed`): equal shares, in rank order, so that the
+    mean of the processes' losses is the loss of the whole batch. A batch that does not split
+    into equal shares is an `LrlabError`."""
+    if batch_size % processes:
+        raise LrlabError(
+            f"train.batch_size={batch_size} must be a multiple of the {processes} processes "
+            "training the run (each takes an equal share of every batch)"
+        )
+    share = batch_size // processes
+    return slice(rank * share, (rank + 1) * share)
+
+
 class Batches:
     """Training batches as a pure function of ``(seed, step, micro)``.
 
@@ -372,6 +386,9 @@ class Batches:
     replay, the last rows of micro-batch ``g = step * grad_accum + micro`` come from the replay
     corpus, ``floor((g + 1) f B) - floor(g f B)`` of them, so that the share of replayed sequences
     is exactly ``f`` over any run of micro-batches (up to one sequence).
+
+    A process `rank` of `processes` training one run together gets its `shard` of each batch:
+    the rows of the batch one process would get, so the data order is the same.
     """
 
     def __init__(
@@ -383,6 +400,9 @@ class Batches:
         seq_len: int,
         grad_accum: int,
         seed: int,
+        *,
+        rank: int = 0,
+        processes: int = 1,
     ) -> None:
         self.main, self.replay, self.fraction = main, replay, replay_fraction
         self.batch_size, self.seq_len, self.grad_accum, self.seed = (
@@ -391,6 +411,7 @@ class Batches:
             grad_accum,
             seed,
         )
+        self.rows = shard(batch_size, rank, processes)
 
     def replay_rows(self, step: int, micro: int) -> int:
         """How many rows of this micro-batch come from the replay corpus."""
@@ -402,21 +423,30 @@ class Batches:
         return math.floor((g + 1) * share + 1e-9) - math.floor(g * share + 1e-9)
 
     def get(self, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and next-token targets, each ``(batch_size, seq_len)`` int64."""
+        """Inputs and next-token targets of this process's rows, each ``(rows, seq_len)`` int64
+        (all `batch_size` rows for a process training alone)."""
         rng = np.random.default_rng([self.seed, step, micro])
         n_replay = self.replay_rows(step, micro)
-        rows = _windows(self.main, rng, self.batch_size - n_replay, self.seq_len)
-        if n_replay:
-            rows = np.concatenate([rows, _windows(self.replay, rng, n_replay, self.seq_len)])
+        # Every offset of the batch is drawn, in the same order whatever the share, and only
+        # this share's windows are read.
+        sources = [
+            (self.main, start)
+            for start in _starts(self.main, rng, self.batch_size - n_replay, self.seq_len)
+        ]
+        if self.replay is not None and n_replay:
+            sources += [
+                (self.replay, start) for start in _starts(self.replay, rng, n_replay, self.seq_len)
+            ]
+        rows = np.stack(
+            [tokens[start : start + self.seq_len + 1] for tokens, start in sources[self.rows]]
+        )
         tokens = torch.from_numpy(rows.astype(np.int64))
         return tokens[:, :-1], tokens[:, 1:]
 
 
-def _windows(tokens: np.ndarray, rng: np.random.Generator, count: int, seq_len: int) -> np.ndarray:
-    starts = rng.integers(0, tokens.size - seq_len, size=count)
-    if count == 0:
-        return np.empty((0, seq_len + 1), dtype=tokens.dtype)
-    return np.stack([tokens[start : start + seq_len + 1] for start in starts])
+def _starts(tokens: np.ndarray, rng: np.random.Generator, count: int, seq_len: int) -> np.ndarray:
+    """`count` random offsets of windows of ``seq_len + 1`` tokens."""
+    return rng.integers(0, tokens.size - seq_len, size=count)
 
 
 def eval_batches(

@@ -1,19 +1,24 @@
 """Sweeps: a grid of runs (peak LR x schedule x seed x width) trained by worker processes.
 
 A sweep file holds ``base`` (a run config), ``grid`` (``peak``, ``schedules`` and optionally
-``seeds`` and ``widths``), ``workers``, ``threads_per_worker`` and ``out``. Each schedule spec's
-``peak`` is replaced by each peak LR (so write it with any peak, e.g. ``peak=1``). Each run trains
-in ``OUT/runs/NAME``; a run whose record says finished or diverged is skipped and a killed one
-resumes from its checkpoint, so running a sweep again completes it. A run whose config changed
-since (``steps``, a schedule...) is refused before anything trains, unless the change only
-extends it (`lrlab.tunnel.train.plan_resume`). Names are unique: the peak LR is written to three
-significant digits, or in full where that would give two runs one name; two grid points that
-make the same run are an error. The sweep holds ``OUT``'s lock while it runs (`lrlab.locks`).
+``seeds`` and ``widths``), ``workers``, ``threads_per_worker``, ``resources`` and ``out``. Each
+schedule spec's ``peak`` is replaced by each peak LR (so write it with any peak, e.g.
+``peak=1``). Each run trains in ``OUT/runs/NAME``; a run whose record says finished or diverged
+is skipped and a killed one resumes from its checkpoint, so running a sweep again completes it.
+A run whose config changed since (``steps``, a schedule...) is refused before anything trains,
+unless the change only extends it (`lrlab.tunnel.train.plan_resume`). Names are unique: the
+peak LR is written to three significant digits, or in full where that would give two runs one
+name; two grid points that make the same run are an error. The sweep holds ``OUT``'s lock while
+it runs (`lrlab.locks`).
 
 The runs train in the pool of `lrlab.tunnel.pool`: by default one worker process per usable core,
 each run choosing its threads for its share of the cores (`lrlab.tunnel.threads`);
 ``threads_per_worker`` sets ``train.threads`` of every run whose base config does not, and then
-fewer workers start.
+fewer workers start. On the ``ray`` backend (`lrlab.tunnel.pool.Backend`) each run is a task of
+a Ray cluster instead, reserving ``resources`` (``num_cpus``, ``num_gpus``; by default its
+``train.threads`` CPUs, or one, and a GPU when its ``train.device`` is ``cuda``: see
+`lrlab.tunnel.pool.resources_for`); ``workers`` then does not apply. Both backends write the same
+files.
 
 The results table (``results.csv``, ``results.json``) lists every run and, per schedule and width,
 the LR sensitivity of Wortsman et al. 2023 (arXiv:2309.14322, Sec. 3.1):
@@ -42,7 +47,7 @@ from lrlab.locks import FolderLock
 from lrlab.mapping_file import read_mapping
 from lrlab.schedules import from_spec
 from lrlab.tunnel.config import config_from_dict
-from lrlab.tunnel.pool import Job, train_jobs
+from lrlab.tunnel.pool import Backend, Job, Resources, parse_resources, train_jobs
 from lrlab.tunnel.threads import plan_workers
 
 DONE = ("finished", "diverged")
@@ -75,6 +80,7 @@ class Sweep:
     workers: int | None = None  # None: one per usable core
     threads_per_worker: int | None = None  # None: each run chooses (lrlab.tunnel.threads)
     out: str | None = None
+    resources: Resources | None = None  # what each run reserves on Ray (None: from its config)
 
     def runs(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         """``(name, run config mapping, grid point)`` for every point of the grid. The peak LR is
@@ -89,7 +95,7 @@ class Sweep:
                         spec = {**schedule, "peak": peak}
                         data = json.loads(json.dumps(self.base))
                         train = data["train"] = data.get("train") or {}
-                        train.update(schedule=spec, seed=seed, progress="off")
+                        train.update(schedule=spec, seed=seed)
                         if self.threads_per_worker is not None:
                             train.setdefault("threads", self.threads_per_worker)
                         if width is not None:
@@ -141,7 +147,7 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; every run config is validated before anything trains."""
     source = str(path)
     data = read_mapping(path)
-    known = {"base", "grid", "workers", "threads_per_worker", "out"}
+    known = {"base", "grid", "workers", "threads_per_worker", "resources", "out"}
     for key in data:
         if key not in known:
             fields = ", ".join(sorted(known))
@@ -187,6 +193,7 @@ def load_sweep(path: str | Path) -> Sweep:
         _count(source, data, "workers"),
         _count(source, data, "threads_per_worker"),
         out,
+        parse_resources(data.get("resources"), source),
     )
     try:
         runs = sweep.runs()
@@ -223,16 +230,24 @@ def _count(source: str, data: dict[str, Any], key: str) -> int | None:
 
 
 def run_sweep(
-    sweep: Sweep, out: str | Path, *, log: Callable[[str], None] = print
+    sweep: Sweep,
+    out: str | Path,
+    *,
+    log: Callable[[str], None] = print,
+    backend: Backend | None = None,
 ) -> dict[str, Any]:
-    """Train every run not yet finished, then write and return the results. Holds `out`'s lock
-    (`lrlab.locks`); a run whose folder holds a run of another config is refused first."""
+    """Train every run not yet finished on `backend` (default: the local pool), then write and
+    return the results; `log` gets a line as each run ends and the pool's progress lines. Holds
+    `out`'s lock (`lrlab.locks`); a run whose folder holds a run of another config is refused
+    first."""
     out = Path(out)
     with FolderLock(out, "lrlab sweep"):
-        return _run_sweep(sweep, out, log)
+        return _run_sweep(sweep, out, log, backend or Backend())
 
 
-def _run_sweep(sweep: Sweep, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def _run_sweep(
+    sweep: Sweep, out: Path, log: Callable[[str], None], backend: Backend
+) -> dict[str, Any]:
     # Needs PyTorch, as training does; reading and checking a sweep file does not.
     from lrlab.tunnel.train import plan_resume
 
@@ -246,14 +261,20 @@ def _run_sweep(sweep: Sweep, out: Path, log: Callable[[str], None]) -> dict[str,
         except LrlabError as error:
             raise LrlabError(f"run {name}: {error}") from None
         if plan.ended is None:
-            pending.append(Job(name, data, folders[name]))
+            pending.append(Job(name, data, folders[name], sweep.resources))
     threads = sweep.threads_per_worker or (sweep.base.get("train") or {}).get("threads")
     workers = plan_workers(len(pending), workers=sweep.workers, threads=threads)
+    if backend.name == "ray":
+        cluster = backend.address or "$RAY_ADDRESS or a local instance"
+        how = f"as Ray tasks ({cluster})"
+    else:
+        how = f"with {workers} worker(s)"
     log(
         f"sweep {out}: {len(runs)} runs, {len(runs) - len(pending)} already done, "
-        f"{len(pending)} to train with {workers} worker(s)"
+        f"{len(pending)} to train {how}"
     )
-    for outcome in train_jobs(pending, workers, keep_going=True):
+    outcomes = train_jobs(pending, workers, keep_going=True, backend=backend, log=log)
+    for outcome in outcomes:
         log(f"  {outcome['name']}: {outcome['status']}")
         if "error" in outcome:
             errors[outcome["name"]] = outcome["error"]

@@ -11,12 +11,17 @@ A run folder holds ``config.json`` (the resolved config, itself a valid config f
 ``train.csv``, ``eval.csv``, their ``.schedule.json`` sidecars (the exact per-step LR, so
 ``lrlab fit RUN/eval.csv`` works directly), ``record.json`` and ``checkpoints/``. `train` holds
 the folder's lock (`lrlab.locks`) while it writes there, so it is one run's alone.
+
+A run may train on several processes (`train_processes`, ``lrlab train --nproc N`` or torchrun):
+each takes its share of every batch and DistributedDataParallel averages the gradients, so it
+computes what one process computes; rank 0 alone writes the folder (`lrlab.tunnel.distributed`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import math
 import sys
 import time
@@ -33,10 +38,11 @@ from lrlab.errors import LrlabError, brief
 from lrlab.locks import FolderLock
 from lrlab.mapping_file import read_mapping
 from lrlab.schedules import from_spec, save_spec
-from lrlab.tunnel import checkpoint
+from lrlab.tunnel import checkpoint, distributed
 from lrlab.tunnel.config import Config, config_from_dict
-from lrlab.tunnel.data import Batches, build_tokenizer, eval_batches, load_split
-from lrlab.tunnel.model import Transformer
+from lrlab.tunnel.data import Batches, build_tokenizer, eval_batches, load_split, shard
+from lrlab.tunnel.distributed import Processes
+from lrlab.tunnel.model import Transformer, check_memory
 from lrlab.tunnel.optim import build_optimizer
 from lrlab.tunnel.record import (
     TRAIN_COLUMNS,
@@ -45,6 +51,7 @@ from lrlab.tunnel.record import (
     Progress,
     TensorBoard,
     eval_columns,
+    progress_style,
     write_json,
 )
 from lrlab.tunnel.threads import LoadMeter, ThreadControl
@@ -53,6 +60,7 @@ from lrlab.tunnel.threads import LoadMeter, ThreadControl
 RESUMABLE_CHANGES = {
     ("out",),
     ("train", "progress"),
+    ("train", "progress_seconds"),
     ("train", "threads"),
     ("train", "tensorboard"),
     ("train", "device"),
@@ -84,15 +92,77 @@ def train(
     With `resume`, a run that already ended with this config returns its record unchanged; a
     config with more steps of the same schedule extends the run; any other change is refused
     (`plan_resume`). `in_flight` runs (this one included) train at once on this machine, which
-    sets this one's share of the cores."""
+    sets this one's share of the cores.
+
+    In a process that torchrun or `train_processes` started, every rank of the run calls it;
+    rank 0 holds the lock and writes, and every rank returns the record."""
     out = Path(out)
-    with FolderLock(out, "lrlab train"):
-        remove_orphans(out)
-        if resume:
-            ended = plan_resume(config, out).ended
-            if ended is not None:
-                return ended
-        return Trainer(config, out, resume=resume, in_flight=in_flight).run()
+    processes = distributed.from_environment()
+    device = resolve_device(config.train.device, processes)
+    with distributed.joined(processes, device), contextlib.ExitStack() as held:
+        with processes.agreement():
+            if processes.main:
+                held.enter_context(FolderLock(out, "lrlab train"))
+                remove_orphans(out)
+            if processes.several and processes.local_rank == 0:
+                # Tokenise into the cache once, before this machine's other ranks read it.
+                tokenizer = build_tokenizer(config.data)
+                for spec in _corpora(config):
+                    load_split(spec, config.data, tokenizer, config.train.seq_len)
+        with processes.agreement():
+            ended = plan_resume(config, out).ended if resume else None
+        if ended is not None:
+            if processes.main:
+                diverged = ended.get("diverged") or {}
+                _progress(config, out, 0).note(
+                    f"already diverged at step {diverged.get('step')}; nothing to train"
+                    if ended.get("status") == "diverged"
+                    else f"already finished ({ended.get('steps_done')} steps); nothing to train"
+                )
+            return ended
+        trainer = Trainer(config, out, resume=resume, in_flight=in_flight, processes=processes)
+        return trainer.run()
+
+
+def train_processes(
+    config: Config, out: str | Path, *, nproc: int, resume: bool = False, in_flight: int = 1
+) -> dict[str, Any]:
+    """`train` one run on `nproc` processes of this machine (DistributedDataParallel, one GPU
+    each on a GPU machine) and return its record; the processes are started as ``torchrun
+    --standalone --nproc_per_node=nproc`` starts them (`lrlab.tunnel.distributed.launch`).
+    `in_flight` runs of `nproc` processes each train at once on this machine. An error in any
+    process is an `LrlabError` here; a batch that does not split into `nproc` equal shares is
+    refused before any process starts."""
+    if nproc < 1:
+        raise LrlabError(f"nproc={nproc} must be at least 1 (processes training the run)")
+    if nproc == 1:
+        return train(config, out, resume=resume, in_flight=in_flight)
+    shard(config.train.batch_size, 0, nproc)
+    args = (config.to_dict(), str(out), resume, in_flight)
+    # AdamW's first step imports torch._dynamo (seconds): once in the launcher's server.
+    outcome = distributed.launch(_train_rank, args, nproc, preload=["torch._dynamo"])[0]
+    if "error" in outcome:
+        raise LrlabError(outcome["error"])
+    return outcome["record"]
+
+
+def _train_rank(config: dict[str, Any], out: str, resume: bool, in_flight: int) -> dict[str, Any]:
+    """One rank of `train_processes`: its record, or its `LrlabError` as ``{"error": message}``
+    (every rank has the same, `Processes.agreement`), which the launcher passes back as a
+    value where an exception would end the process with a traceback."""
+    try:
+        record = train(config_from_dict(config), out, resume=resume, in_flight=in_flight)
+    except LrlabError as error:
+        return {"error": str(error)}
+    return {"record": record}
+
+
+def _corpora(config: Config) -> list[str]:
+    """The run's corpora, each once: the main one, those validated on, the replay one."""
+    specs = [config.data.corpus, *config.data.eval_corpora]
+    if config.data.replay_corpus is not None:
+        specs.append(config.data.replay_corpus)
+    return list(dict.fromkeys(specs))
 
 
 def remove_orphans(out: Path) -> list[Path]:
@@ -106,6 +176,13 @@ def remove_orphans(out: Path) -> list[Path]:
                 path.unlink(missing_ok=True)
                 found.append(path)
     return found
+
+
+def _progress(config: Config, out: Path, start: int) -> Progress:
+    """The run's progress on stderr, as `train.progress` and `train.progress_seconds` say."""
+    style = progress_style(config.train.progress, sys.stderr)
+    every = config.train.progress_seconds
+    return Progress(str(out), config.train.steps, start, style, every=every)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,13 +237,27 @@ def plan_resume(config: Config, out: Path) -> Resume:
     return Resume(extends=old)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the GPU when there is one, else the CPU."""
+def resolve_device(name: str, processes: Processes | None = None) -> torch.device:
+    """``auto`` is the GPU when there is one, else the CPU. A run on several `processes` gives
+    each process of this machine its own GPU, ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise LrlabError(f"train.device={name}: no CUDA GPU is available")
-    return torch.device(name)
+    if processes is None or not processes.several or not name.startswith("cuda"):
+        return torch.device(name)
+    if name != "cuda":
+        raise LrlabError(
+            f"train.device={name}: each of the {processes.size} processes of the run takes its "
+            "own GPU (cuda:LOCAL_RANK); set train.device to cuda or auto"
+        )
+    # Every rank checks the same numbers, so all refuse together (none waits for another).
+    if processes.local_size > torch.cuda.device_count():
+        raise LrlabError(
+            f"{processes.local_size} processes on this machine, one GPU each, but "
+            f"{torch.cuda.device_count()} GPUs are visible"
+        )
+    return torch.device("cuda", processes.local_rank)
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -239,21 +330,60 @@ class RunState:
         return dataclasses.asdict(self)
 
 
+class Unwritten:
+    """The logs of a rank other than 0 of a run on several processes: rank 0 writes the run's
+    rows, so the others' are dropped."""
+
+    def write(self, row: list[Any]) -> None:
+        """Drop `row`."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 class Trainer:
     """Everything one run needs: data, model, optimizer, logs; `run` trains it to the end.
-    It does not lock its folder: `train` does, around it."""
+    It does not lock its folder: `train` does, around it.
+
+    As one of several `processes` (a process group `train` joined), it trains its share of
+    each batch, and only rank 0 writes."""
 
     def __init__(
-        self, config: Config, out: Path, *, resume: bool = False, in_flight: int = 1
+        self,
+        config: Config,
+        out: Path,
+        *,
+        resume: bool = False,
+        in_flight: int = 1,
+        processes: Processes | None = None,
     ) -> None:
+        self.processes = Processes() if processes is None else processes
+        # Every rank reads what it starts from before rank 0 writes anything (_open_logs).
+        with self.processes.agreement():
+            prefix = self._prepare(config, out, resume, in_flight)
+        with self.processes.agreement():
+            self._open_logs(prefix)
+        if resume:  # else a kill before the first checkpoint would retrain from 0 unsaid
+            extending = "" if self.extends is None else f", extending it from {self.extends}"
+            self.progress.note(
+                f"resumed from step {self.start} of {config.train.steps}{extending}"
+                if prefix[0] == self.out
+                else f"no checkpoint yet: starting from step {self.start}"
+            )
+
+    def _prepare(
+        self, config: Config, out: Path, resume: bool, in_flight: int
+    ) -> tuple[Path | None, int | None]:
+        """Data, model, optimizer and the state to start from; return the run folder and step
+        whose log rows to keep (`_restore`). Reads, and writes nothing."""
         self.config, self.out = config, out
         train = config.train
-        self.device = resolve_device(train.device)
+        self.device = resolve_device(train.device, self.processes)
         # Its first load reading now: the setup below is the window the first count is chosen
         # over. A GPU run's speed hardly depends on its CPU threads; it does not follow the load.
         self.threads = ThreadControl(
             train.threads,
-            in_flight=in_flight,
+            in_flight=in_flight * self.processes.local_size,
             meter=LoadMeter() if self.device.type == "cpu" else None,
         )
         precision = train.precision
@@ -266,12 +396,8 @@ class Trainer:
         # Data: the main corpus, then every other corpus validated on (the replay one too).
         self.tokenizer = build_tokenizer(config.data)
         seq = train.seq_len
-        specs = [config.data.corpus, *config.data.eval_corpora]
-        if config.data.replay_corpus is not None:
-            specs.append(config.data.replay_corpus)
         by_spec = {
-            spec: load_split(spec, config.data, self.tokenizer, seq)
-            for spec in dict.fromkeys(specs)
+            spec: load_split(spec, config.data, self.tokenizer, seq) for spec in _corpora(config)
         }
         splits = {}
         for spec, split in by_spec.items():
@@ -296,10 +422,14 @@ class Trainer:
             seq,
             train.grad_accum,
             train.seed,
+            rank=self.processes.rank,
+            processes=self.processes.size,
         )
+        self.ddp: torch.nn.Module | None = None  # the model under DDP while `run` trains
         self.tokens_per_step = train.batch_size * train.grad_accum * seq
 
         # Model and optimizer, seeded: the same config always starts from the same weights.
+        check_memory(config.model, self.tokenizer.vocab_size, seq, self.device)
         torch.manual_seed(train.seed)
         self.model = Transformer(config.model, self.tokenizer.vocab_size, seq).to(self.device)
         # Chosen once the model's size is known (its initialisation gives the same weights at any
@@ -333,7 +463,7 @@ class Trainer:
             self.state.origin = {**self.state.origin, "extended_from": self.extends}
         self.start = self.state.step  # the first step this process trains
         self.last_step = self.start - 1
-        self._open_logs(prefix)
+        return prefix
 
     # --- setup ----------------------------------------------------------------------------------
 
@@ -425,10 +555,15 @@ class Trainer:
         self.state = RunState.from_checkpoint(state, path)
 
     def _open_logs(self, prefix: tuple[Path | None, int | None]) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.out / "config.json", {**self.config.to_dict(), "out": str(self.out)})
         labels = list(self.eval_sets)
         self.eval_columns = eval_columns(labels, self.config.model.n_layers)
+        if not self.processes.main:  # rank 0 writes the run's files
+            self.train_log = self.eval_log = Unwritten()
+            self.tensorboard = None
+            self.progress = Progress(str(self.out), self.config.train.steps, self.start, "off")
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "config.json", {**self.config.to_dict(), "out": str(self.out)})
         folder, before = prefix
         logs = {}
         for name, columns in (("train", TRAIN_COLUMNS), ("eval", self.eval_columns)):
@@ -446,15 +581,14 @@ class Trainer:
                         raise
                     # A branch validating on other corpora starts its eval log empty.
             logs[name] = CsvLog(path, columns, rows)
-        self.train_log, self.eval_log = logs["train"], logs["eval"]
+        self.train_log: CsvLog | Unwritten = logs["train"]
+        self.eval_log: CsvLog | Unwritten = logs["eval"]
         self.tensorboard = (
             TensorBoard(self.out / "tensorboard", self.start)
             if self.config.train.tensorboard
             else None
         )
-        mode = self.config.train.progress
-        enabled = mode == "on" or (mode == "auto" and sys.stderr.isatty())
-        self.progress = Progress(self.config.train.steps, self.start, enabled)
+        self.progress = _progress(self.config, self.out, self.start)
 
     # --- the step -------------------------------------------------------------------------------
 
@@ -474,9 +608,10 @@ class Trainer:
             x, y = self.batches.get(step, micro)
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
-            with self.autocast():
-                cross_entropy, objective = self.step_model(x, y)
-            (objective / accum).backward()
+            with self._gradient_sync(micro == accum - 1):
+                with self.autocast():
+                    cross_entropy, objective = self.step_model(x, y)
+                (objective / accum).backward()
             loss += cross_entropy.detach() / accum
         clip = self.config.optim.grad_clip
         if clip > 0:
@@ -491,10 +626,34 @@ class Trainer:
         param_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.values)))
         return torch.stack([loss, grad_norm.float(), update_norm, param_norm])
 
+    def _gradient_sync(self, last: bool) -> contextlib.AbstractContextManager[Any]:
+        """On several processes, DDP averages the gradients in the last micro-batch's backward
+        pass only: the others add to this rank's own (``no_sync``)."""
+        if self.ddp is None or last:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
+
     # --- the loop -------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        """Train from `start` to the last step (or divergence); write and return the record."""
+        """Train from `start` to the last step (or divergence); write and return the record.
+
+        On several processes the model trains wrapped in DistributedDataParallel, made here and
+        dropped before returning, while the process group is up: a DDP reducer that outlives
+        the group deadlocks PyTorch (it then frees the gloo group, joining a thread that waits
+        for the interpreter lock the reducer's destructor holds)."""
+        if not self.processes.several:
+            return self._run()
+        plain = self.step_model
+        self.ddp = self.processes.replicate(self.model, self.device)
+        self.step_model = torch.compile(self.ddp) if self.config.train.compile else self.ddp
+        try:
+            return self._run()
+        finally:
+            self.ddp, self.step_model = None, plain
+            gc.collect()  # a reference cycle through the wrapper would keep the reducer alive
+
+    def _run(self) -> dict[str, Any]:
         train = self.config.train
         if self.start == 0 and self.state.initial_val_loss is None:
             self.state.initial_val_loss = self.validation_losses()[self.main_label]
@@ -533,14 +692,17 @@ class Trainer:
             if self.tensorboard is not None:
                 self.tensorboard.close()
         self.state.elapsed_s += time.perf_counter() - self.began
-        return self._write_record("diverged" if self.diverged else "finished")
+        # Every rank returns rank 0's record, once it is written.
+        return self.processes.share(self._write_record("diverged" if self.diverged else "finished"))
 
     def log_steps(self, pending: list[tuple[int, torch.Tensor]]) -> None:
         """Write the rows of the `pending` steps (one host sync for all of them) and check each for
         divergence; stops at a diverged step. Their ``tokens_per_s`` is what the user waits for:
         the tokens this process trained so far over the wall time since it began training,
-        evaluations, logs and checkpoints included."""
-        values = torch.stack([stats for _, stats in pending]).tolist()
+        evaluations, logs and checkpoints included. On several processes the loss is the mean of
+        the ranks' (each the mean over its equal share of the batch): the loss of the whole batch;
+        the norms, taken after DDP averaged the gradients, are the same on every rank."""
+        values = self.processes.mean(torch.stack([stats for _, stats in pending])).tolist()
         trained = self.tokens_per_step * (pending[-1][0] + 1 - self.start)
         tokens_per_s = trained / max(time.perf_counter() - self.began, 1e-9)
         for (step, _), (loss, grad_norm, update_norm, param_norm) in zip(
@@ -576,37 +738,44 @@ class Trainer:
 
     @torch.no_grad()
     def validation_losses(self) -> dict[str, float]:
-        """Mean validation cross-entropy per corpus, on the fixed held-out batches."""
+        """Mean validation cross-entropy per corpus, on the fixed held-out batches. On several
+        processes each rank evaluates every ``size``-th batch and their sums are added."""
         self.model.eval()
-        losses = {}
-        for label, batches in self.eval_sets.items():
+        totals = []
+        for batches in self.eval_sets.values():
             total = 0.0
-            for x, y in batches:
+            for x, y in batches[self.processes.rank :: self.processes.size]:
                 with self.autocast():
                     total += float(self.model(x.to(self.device), y.to(self.device))[0])
-            losses[label] = total / len(batches)
+            totals.append(total)
         self.model.train()
-        return losses
+        return {
+            label: total / len(batches)
+            for (label, batches), total in zip(
+                self.eval_sets.items(), self.processes.sum(totals), strict=True
+            )
+        }
 
     def _evaluate(self, step: int) -> None:
         losses = self.validation_losses()
-        x = self.eval_sets[self.main_label][0][0].to(self.device)
-        with self.autocast():
-            stats = self.model.diagnostics(x)
         main = losses[self.main_label]
-        row = [
-            step,
-            self.lrs[step],
-            main,
-            *losses.values(),
-            *stats.max_attn_logit,
-            stats.logit_mean,
-            stats.logit_max,
-            stats.log_z,
-        ]
-        self.eval_log.write(row)
-        if self.tensorboard is not None:
-            self.tensorboard.write("eval", self.eval_columns, row)
+        if self.processes.main:  # the row's diagnostics are for the log, which rank 0 writes
+            x = self.eval_sets[self.main_label][0][0].to(self.device)
+            with self.autocast():
+                stats = self.model.diagnostics(x)
+            row = [
+                step,
+                self.lrs[step],
+                main,
+                *losses.values(),
+                *stats.max_attn_logit,
+                stats.logit_mean,
+                stats.logit_max,
+                stats.log_z,
+            ]
+            self.eval_log.write(row)
+            if self.tensorboard is not None:
+                self.tensorboard.write("eval", self.eval_columns, row)
         self.state.last_val = losses
         if math.isfinite(main):
             self.state.best_val_loss = min(self.state.best_val_loss, main)
@@ -614,6 +783,8 @@ class Trainer:
             self.diverged = {"step": step, "reason": f"validation loss is {main} at step {step}"}
 
     def _save(self, done: int) -> None:
+        if not self.processes.main:  # every rank holds the same state: rank 0 saves it
+            return
         now = dataclasses.replace(
             self.state, step=done, elapsed_s=self.state.elapsed_s + time.perf_counter() - self.began
         )
@@ -655,6 +826,7 @@ class Trainer:
             "parameters": self.model.num_parameters(),
             "vocab_size": self.tokenizer.vocab_size,
             "device": str(self.device),
+            "processes": self.processes.size,  # training the run together (DDP), each this device
             "threads": self.first_threads.threads,
             "threads_reason": self.first_threads.reason,
             "threads_changes": self.threads.changes,  # [{step, threads, reason}] from then on
@@ -674,5 +846,6 @@ class Trainer:
             "torch": torch.__version__,
             **state.origin,
         }
-        write_json(self.out / "record.json", record)
+        if self.processes.main:
+            write_json(self.out / "record.json", record)
         return record
