@@ -33,7 +33,17 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(_SCHEDULES.split(), "lrlab.schedules"),
     **dict.fromkeys(("Run", "read_run"), "lrlab.runs"),
     **dict.fromkeys(
-        ("Law", "LAW_NAMES", "DEFAULT_LAW", "fit", "fit_joint", "get_law", "load_law", "evaluate"),
+        (
+            "Law",
+            "LAW_NAMES",
+            "DEFAULT_LAW",
+            "fit",
+            "fit_joint",
+            "SizeLaw",
+            "get_law",
+            "load_law",
+            "evaluate",
+        ),
         "lrlab.laws",
     ),
     **dict.fromkeys(

@@ -3,6 +3,7 @@
 All laws share one interface (`Law`): ``fit(runs)``, ``predict(lr, steps)``,
 ``predict_interval(lr, steps)``, learned ``params_``/``param_errors_``, ``save``/`load_law`.
 Each law is one file, ``lrlab/laws/<name>_law.py``, found and registered by `lrlab.laws.registry`.
+`SizeLaw` (`lrlab.laws.sizes`) fits any law across model sizes and forecasts a size not yet run.
 """
 
 from lrlab.laws.base import Law
@@ -17,6 +18,7 @@ from lrlab.laws.registry import (
     load_law,
     register,
 )
+from lrlab.laws.sizes import SizeLaw
 
 __all__ = [
     "DEFAULT_LAW",
@@ -24,6 +26,7 @@ __all__ = [
     "METRICS",
     "REGISTRY",
     "Law",
+    "SizeLaw",
     "evaluate",
     "fit",
     "fit_joint",

@@ -68,7 +68,7 @@ def fit_joint(
         if progress:
             progress(f"joint fit: starting point for group {name!r}")
         separate[name] = get_law(law, **point_config).fit(runs)
-    problem = _JointProblem(template, shared, separate, groups)
+    problem = JointProblem(template, shared, separate, groups)
     if progress:
         progress(f"joint fit: {len(groups)} groups, shared {', '.join(shared)}")
     result = robust_least_squares(
@@ -104,7 +104,7 @@ def fit_joint(
     return fitted
 
 
-class _JointProblem:
+class JointProblem:
     """The stacked least-squares problem: ``x`` = every group's own parameters, then the shared
     ones; group g's parameter vector is ``selection[g] @ x``."""
 
@@ -145,19 +145,26 @@ class _JointProblem:
         shared = np.median([law.params_[self.shared_index] for law in self.laws], axis=0)
         return np.clip(np.concatenate([*own, shared]), self.lower, self.upper)
 
+    def group_parameters(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each group's parameter vector at `x` and its derivative by `x`: here a selection,
+        linear; a subclass may map `x` otherwise (`lrlab.laws.sizes`: functions of model size)."""
+        return [(choose @ x, choose) for choose in self.selection]
+
     def objective(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate(
             [
-                problem.objective(choose @ x)
-                for choose, problem in zip(self.selection, self.problems, strict=True)
+                problem.objective(theta)
+                for (theta, _), problem in zip(self.group_parameters(x), self.problems, strict=True)
             ]
         )
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         return np.vstack(
             [
-                problem.jacobian(choose @ x) @ choose
-                for choose, problem in zip(self.selection, self.problems, strict=True)
+                problem.jacobian(theta) @ derivative
+                for (theta, derivative), problem in zip(
+                    self.group_parameters(x), self.problems, strict=True
+                )
             ]
         )
 

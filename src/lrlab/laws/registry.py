@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import pkgutil
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from lrlab.errors import LrlabError, brief
-from lrlab.laws.base import FORMAT, Law, Progress
+from lrlab.laws.base import FORMAT, FitWarning, Law, Progress
 from lrlab.mapping_file import read_mapping
 from lrlab.runs import Run, read_run
 from lrlab.settings import from_mapping
@@ -93,13 +95,73 @@ def fit(
     paths, read with `lrlab.runs.read_run` (per-step LR from a sidecar or the logged ``lr``).
     The Python form of ``lrlab fit``: ``fit(["constant.csv", "cosine.csv"]).save("fit.json")``."""
     read = [run if isinstance(run, Run) else read_run(run) for run in runs]
-    return get_law(law, **params).fit(read, progress=progress)
+    fitted = get_law(law, **params).fit(read, progress=progress)
+    warn_if_unpinned(fitted)
+    return fitted
 
 
-def load_law(path: str | Path) -> Law:
-    """Read a saved law fit; the law is looked up by the name stored in the file."""
+# Fewer logged points than this per free parameter leave a fit's errors themselves unknown.
+POINTS_PER_PARAMETER = 3
+
+
+def warn_if_unpinned(law: Law) -> None:
+    """Warn (`FitWarning`) where a fit's points cannot pin the law down, naming the laws with
+    fewer parameters: fewer than `POINTS_PER_PARAMETER` points per free parameter (nine
+    parameters fitted to ten points), or a third or more of the free parameters, and at least
+    two, with errors larger than their values (``fit_info_["unpinned"]``). One such parameter is
+    common in a sound fit (the multi-power laws' saturation constant ``C`` often is one); a
+    third of them means the runs lack what the law needs (a run without an LR decay tells
+    nothing of the decay's benefit), and its forecasts rest on values the runs do not support."""
+    points = int(law.fit_info_["points"])
+    unpinned = law.fit_info_.get("unpinned", [])
+    free = len(law.param_names) - len(law.fixed_parameters())
+    reasons = []
+    if points < POINTS_PER_PARAMETER * free:
+        reasons.append(f"fewer than {POINTS_PER_PARAMETER} points per parameter")
+    if len(unpinned) >= max(2, math.ceil(free / 3)):
+        reasons.append(f"{', '.join(unpinned)} have errors larger than their values")
+    if not reasons:
+        return
+    smaller = sorted(
+        (
+            (name, len(cls.param_names))
+            for name, cls in REGISTRY.items()
+            if len(cls.param_names) < len(law.param_names)
+        ),
+        key=lambda item: -item[1],  # the closest to the law first
+    )
+    named = [f"{name} ({count})" for name, count in smaller]
+    hint = ""
+    if named:
+        named[0] = f"{smaller[0][0]} ({smaller[0][1]} parameters)"
+        choices = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
+        hint = f"; a law with fewer parameters may forecast better: --law {choices}"
+    warnings.warn(
+        f"law {law.name!r}: {points} points do not pin down its {free} free parameters "
+        f"({'; '.join(reasons)}){hint}",
+        FitWarning,
+        stacklevel=2,
+    )
+
+
+# Fit files of other formats, by their "format" field: the function that reads one (its data and
+# the file's name for errors), added with `register_format`.
+FORMATS: dict[str, Callable[[dict[str, Any], str], Any]] = {}
+
+
+def register_format(name: str, loader: Callable[[dict[str, Any], str], Any]) -> None:
+    """Make `load_law` read fit files whose "format" field is `name` with `loader`."""
+    FORMATS[name] = loader
+
+
+def load_law(path: str | Path) -> Any:
+    """Read a saved law fit: a `Law`, looked up by the name stored in the file, or an object of a
+    registered format (`register_format`: a size-aware fit, `lrlab.laws.sizes.SizeLaw`)."""
     path = Path(path)
     data = read_mapping(path, "law fit")
+    kind = data.get("format")
+    if isinstance(kind, str) and kind in FORMATS:
+        return FORMATS[kind](data, str(path))
     if data.get("format") != FORMAT:
         raise LrlabError(f"{path}: not an lrlab law fit (field 'format' is not {FORMAT!r})")
     name = data.get("law")

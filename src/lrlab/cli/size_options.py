@@ -1,0 +1,220 @@
+"""The command line of the size-aware law (`lrlab.laws.sizes`): ``lrlab fit --size-law`` with
+``--params DIR=COUNT``, and ``--params COUNT`` on the commands that use a fit (``predict``,
+``evaluate``, ``optimize``), which picks the size to forecast.
+
+Runs are grouped by directory, as for ``--joint``; a directory's parameter count is read from its
+name when the name is one (``25M``, ``124m``, ``1.3B``, ``350K``), else given with ``--params
+DIR=COUNT``. Heavy modules (scipy's optimiser, through the fit) are imported in the handlers, so
+that building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lrlab.cli.run_options import (
+    check_outputs,
+    describe_warmup,
+    read_runs_from_args,
+    report_progress,
+    report_written,
+)
+from lrlab.errors import LrlabError, brief
+from lrlab.laws import Law, SizeLaw, evaluate
+from lrlab.laws.sizes import count_in_name, describe_count, parse_count
+from lrlab.runs import Run
+
+
+def _count(text: str) -> float:
+    """``--params COUNT``: a parameter count (argparse names the option in its error)."""
+    try:
+        return parse_count(text)
+    except LrlabError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _directory_count(text: str) -> tuple[str, float, str]:
+    """``--params DIR=COUNT`` of ``fit --size-law``: a directory, its parameter count, and the
+    text as given (for the errors)."""
+    directory, equals, count = text.rpartition("=")
+    if not equals or not directory:
+        raise argparse.ArgumentTypeError(
+            f"must be DIR=COUNT (a directory of runs and its parameter count), got {brief(text)}"
+        )
+    try:
+        return directory, parse_count(count, text), text
+    except LrlabError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_fit_options(parser: argparse.ArgumentParser) -> None:
+    """``--size-law`` and ``--params DIR=COUNT`` of ``lrlab fit``."""
+    parser.add_argument(
+        "--size-law",
+        action="store_true",
+        help="one law across model sizes, its scale parameters functions of the parameter count "
+        "(runs grouped by directory; a directory's count from its name, such as 25M, 124m or "
+        "1.3B, or from --params): forecasts sizes not run, with --params COUNT on predict, "
+        "evaluate and optimize",
+    )
+    parser.add_argument(
+        "--params",
+        action="append",
+        type=_directory_count,
+        metavar="DIR=COUNT",
+        help="with --size-law: the parameter count of the runs in directory DIR (repeatable)",
+    )
+
+
+def add_params_option(parser: argparse.ArgumentParser) -> None:
+    """``--params COUNT`` of the commands that read a fit: the model size to forecast."""
+    parser.add_argument(
+        "--params",
+        type=_count,
+        metavar="COUNT",
+        help="with a size-aware fit (fit --size-law): the parameter count of the model to "
+        "forecast, such as 400M or 1.3B",
+    )
+
+
+def law_at_size(fitted: Any, params: float | None, source: str) -> Law:
+    """The law a command forecasts with: a fit read by `load_law` itself, or a size-aware fit at
+    ``--params`` (required there, refused for a fit of one size)."""
+    if isinstance(fitted, SizeLaw):
+        if params is None:
+            sizes = ", ".join(describe_count(n) for n in sorted(set(fitted.sizes_.values())))
+            raise LrlabError(
+                f"{source} is a size-aware fit (sizes {sizes}): give --params COUNT, the "
+                "parameter count of the model to forecast"
+            )
+        return fitted.at(params)
+    if params is not None:
+        raise LrlabError(
+            f"--params {describe_count(params)}: {source} was fitted at one size; forecasting "
+            "another size needs a fit across sizes (lrlab fit --size-law)"
+        )
+    return fitted
+
+
+def size_groups(
+    paths: list[str], runs: list[Run], given: list[tuple[str, float, str]]
+) -> tuple[dict[str, list[Run]], dict[str, float]]:
+    """The runs of each directory and each one's parameter count (``--params DIR=COUNT``, else
+    the directory's name), named by the directory. Two directories of one name are one group
+    when their counts agree, an error when they differ; a ``--params`` naming no directory of a
+    run, a directory given two counts, and a directory without a count are errors."""
+    directories: dict[Path, list[Run]] = {}
+    for path, run in zip(paths, runs, strict=True):
+        directories.setdefault(Path(path).resolve().parent, []).append(run)
+    counts: dict[Path, float] = {}
+    for folder, count, text in given:
+        matches = [d for d in directories if d == Path(folder).resolve() or d.name == folder]
+        if not matches:
+            raise LrlabError(f"--params {text}: no RUN is in a directory {folder!r}")
+        for directory in matches:
+            if directory in counts and counts[directory] != count:
+                raise LrlabError(
+                    f"--params {text}: directory {directory} is given two counts, "
+                    f"{describe_count(counts[directory])} and {describe_count(count)}"
+                )
+            counts[directory] = count
+    groups: dict[str, list[Run]] = {}
+    sizes: dict[str, float] = {}
+    seen: dict[str, Path] = {}
+    for directory, members in directories.items():
+        count = counts.get(directory, count_in_name(directory.name))
+        if count is None:
+            raise LrlabError(
+                f"--size-law: no parameter count for directory {directory}: name it by its "
+                f"size (such as 25M, 124m, 1.3B or 350K) or give --params "
+                f"{directory.name}=COUNT"
+            )
+        name = directory.name
+        if name in sizes and sizes[name] != count:
+            raise LrlabError(
+                f"--size-law: runs of size {name!r} are in two directories with different "
+                f"counts: {seen[name]} ({describe_count(sizes[name])}) and {directory} "
+                f"({describe_count(count)})"
+            )
+        seen.setdefault(name, directory)
+        sizes[name] = count
+        groups.setdefault(name, []).extend(members)
+    if len(set(sizes.values())) < 2:
+        raise LrlabError(
+            f"--size-law: every run is of one size ({describe_count(next(iter(sizes.values())))}"
+            f", in {', '.join(groups)}); fitting across sizes needs runs of at least two sizes"
+        )
+    return groups, sizes
+
+
+def run_size_fit(args: argparse.Namespace) -> int:
+    """``lrlab fit --size-law``: fit, print the functions of size and the fit quality per group,
+    optionally save."""
+    if not args.size_law:
+        raise LrlabError("--params DIR=COUNT is for fit --size-law (the counts of its sizes)")
+    if args.joint:
+        raise LrlabError("--size-law and --joint: choose one (the size law is a joint fit too)")
+    check_outputs({"-o": args.output}, args.runs)
+    runs = read_runs_from_args(args)
+    groups, sizes = size_groups(args.runs, runs, args.params or [])
+    options: dict[str, Any] = {"bands": False} if args.no_bands else {}
+    law = SizeLaw(args.law, **options).fit(groups, sizes, progress=report_progress)
+    if args.output:
+        law.save(args.output)
+        report_written(args.output)
+    quality = {name: _quality(law.at(sizes[name]), members) for name, members in groups.items()}
+    if args.json:
+        from lrlab.live.background import json_safe
+
+        print(json.dumps(json_safe({**law.to_dict(), "quality": quality}), indent=2))
+        return 0
+    _print_size_fit(law, quality)
+    return 0
+
+
+def _quality(law: Law, runs: list[Run]) -> dict[str, dict[str, float]]:
+    """Fit quality of each run at its size, over the points the law predicts."""
+    rows = {}
+    for run in runs:
+        pred = law.predict_run(run)
+        defined = np.isfinite(pred)
+        rows[run.name] = evaluate(run.loss[defined], pred[defined])
+    return rows
+
+
+def _print_size_fit(law: SizeLaw, quality: dict[str, dict[str, dict[str, float]]]) -> None:
+    info = law.fit_info_
+    sizes = ", ".join(f"{name} = {describe_count(n)}" for name, n in law.sizes_.items())
+    count = sum(len(runs) for runs in info["runs"].values())
+    print(f"size law: {law.law} across {len(law.sizes_)} groups ({sizes})")
+    print(f"fitted on {count} runs, {info['points']} points, {info['seconds']:.2f} s")
+    print(f"peak LR {info['peak']:g}, {describe_warmup(info['warmup'], info.get('warmup_from'))}")
+    low, high = law.anchors
+    data = law.to_dict()
+    for name, values in data["scale"].items():
+        form = law.forms[name]
+        shape = f"E + a N^-{law.exponent:g}" if form == "offset" else "c N^e"
+        print(
+            f"  {name:>8}(N) = {shape:<14} {values['low']:.6g} at {describe_count(low)}, "
+            f"{values['high']:.6g} at {describe_count(high)}"
+        )
+    for name, value in data["shared"].items():
+        print(f"  {name:>8} = {value:.6g} (shared by the sizes)")
+    refits = len(law.replicates_)
+    print(
+        f"band: {refits} jackknife refits, scale {law.band_scale_:.3g}, residual noise "
+        f"{law.noise_sd_:.3g} (log-loss), widening with the distance in log N from the sizes"
+    )
+    for group, rows in quality.items():
+        print(f"group {group} ({describe_count(law.sizes_[group])}):")
+        width = max(len("run"), *(len(run) for run in rows))
+        names = list(next(iter(rows.values())))
+        print(f"  {'run':<{width}}  " + "  ".join(f"{name:>9}" for name in names))
+        for run, row in rows.items():
+            cells = (f"{row[n]:>9.5f}" if np.isfinite(row[n]) else f"{'n/a':>9}" for n in names)
+            print(f"  {run:<{width}}  " + "  ".join(cells))
