@@ -639,7 +639,13 @@ def argument_cases() -> list[Case]:
         case("predict --every 0", f"{predict} --steps 400 --every 0"),
         case("predict --every -5", f"{predict} --steps 400 --every -5"),
         case("predict --every 400 digits", f"{predict} --steps 400 --every {BIG}"),
-        case("predict --every beyond --steps", f"{predict} --steps 400 --every 500"),
+        # Steps 0 and 399: the last step is always predicted (issue 19), whatever the stride.
+        case(
+            "predict --every beyond --steps",
+            f"{predict} --steps 400 --every 500",
+            expect="ok",
+            verify=no_bad_numbers,
+        ),
         case("predict --level 1.5", f"{predict} --steps 400 --level 1.5"),
         case("predict --level nan", f"{predict} --steps 400 --level nan"),
         case(

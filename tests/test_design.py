@@ -194,13 +194,14 @@ def test_optimize_writes_the_design_as_json(power_fit, capsys):
         == 0
     )
     result = json.loads(capsys.readouterr().out)
-    assert list(result) == ["family", "steps", "best", "baselines", "gain"] + ["budgets"]
+    assert list(result) == ["family", "steps", "best", "baselines", "gain", "gain_band", "budgets"]
     assert result["family"] == "linear" and result["steps"] == 600
     assert set(result["best"]) == {"spec", "final_loss", "band"}
     assert result["best"]["spec"]["total"] == 600
     assert (
         set(result["baselines"])
         == set(result["gain"])
+        == set(result["gain_band"])
         == {"cosine-10%", "wsd-20%-linear", "linear-to-zero"}
     )
     for name, baseline in result["baselines"].items():

@@ -98,7 +98,8 @@ def test_predict_a_schedule_nobody_ran(tmp_path, capsys):
         == 0
     )
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
-    assert [int(r["step"]) for r in rows] == [100, 200, 300, 400]
+    # every 100th step from step 0, and the last step (its loss is the run's final loss)
+    assert [int(r["step"]) for r in rows] == [0, 100, 200, 300, 400, 499]
     assert all(r["loss"] == "" and r["run"] == "schedule" for r in rows)
 
 

@@ -85,6 +85,23 @@ def test_the_best_start_of_the_true_law_beats_the_planned_one() -> None:
     assert longer[0].final_loss < planned.final_loss and longer[1].final_loss < longer[0].final_loss
 
 
+def test_each_gain_carries_the_band_of_its_difference_from_the_same_fit() -> None:
+    """A what-if's gain over the plan is a gain only where the band of the difference excludes
+    0 (`Law.compare_final`); a law without replicates gives no band, so nothing is separated."""
+    observed = parse(WSD)(np.arange(4001))
+    law = get_law("momentum").fit([run_until(WSD, 8000, 4000)])
+    planned, scored, _ = score_whatifs(law, observed, parse(WSD), 8000)
+    for item in scored:
+        difference = law.compare_final(planned.whatif.lr, item.whatif.lr)
+        assert item.gain == pytest.approx(difference.difference)
+        assert (item.gain_low, item.gain_high) == (difference.low, difference.high)
+        assert item.separated == difference.separated and item.to_dict()["separated"] is (
+            difference.separated
+        )
+    unbanded = score_whatifs(truth_law(), observed, parse(WSD), 8000)[1]
+    assert all(item.gain_low is None and not item.separated for item in unbanded)
+
+
 # --- the forecaster -----------------------------------------------------------------------------
 
 

@@ -28,9 +28,10 @@ def test_schedules_lists_every_schedule_with_parameters_and_reference(capsys):
 def test_show_prints_csv_and_json(capsys):
     assert main(["schedule", "show", WSD, "--steps", "24000", "--every", "4000"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [int(row["step"]) for row in rows] == [0, 4000, 8000, 12000, 16000, 20000]
+    # every 4000th step from step 0, and the last step
+    assert [int(row["step"]) for row in rows] == [0, 4000, 8000, 12000, 16000, 20000, 23999]
     assert float(rows[1]["lr"]) == 3e-4
-    assert float(rows[-1]["lr"]) == pytest.approx(3e-4 * 4000 / 4800)
+    assert float(rows[-2]["lr"]) == pytest.approx(3e-4 * 4000 / 4800)
     assert main(["schedule", "show", WSD, "--steps", "10", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["spec"]["name"] == "wsd" and len(data["lr"]) == 10

@@ -6,15 +6,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from browser_helpers import chromium, render
 from lrlab.cli import main
 from lrlab.errors import LrlabError
+from lrlab.schedules import from_spec
 from lrlab.study import StudyConfig, _run_folder, study_default, study_runs
 from shared_data import load_shared_runs, shared_data_available
 
@@ -63,53 +63,19 @@ def test_report_is_self_contained_and_escapes_user_strings(logs_study):
     assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @needs_shared
 @pytest.mark.skipif(chromium() is None, reason="Chromium is not installed")
-def test_report_renders_without_horizontal_scrolling(logs_study, tmp_path):
-    """Render the report in headless Chromium at a laptop width: it must not be wider than the
-    window, and a screenshot of it is kept for a person to look at."""
+@pytest.mark.parametrize("width", [420, 1024, 1280])
+def test_report_renders_without_horizontal_scrolling(logs_study, tmp_path, width):
+    """Render the report in headless Chromium at a phone's, a small laptop's and a laptop's
+    width: it must not be wider than the window nor break a number over two lines, and a
+    screenshot of it is kept for a person to look at."""
     out, _ = logs_study
     page = (out / "report.html").read_text()
-    # The report has no script; a probe added to a copy reports the page's layout width.
-    probe = (
-        "<script>document.title = 'width ' + document.documentElement.scrollWidth + ' of ' "
-        "+ window.innerWidth;</script></body>"
-    )
-    probed = tmp_path / "probe.html"
-    probed.write_text(page.replace("</body>", probe))
-    flags = [
-        chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1024,900",
-    ]
-    dom = subprocess.run(
-        [*flags, "--dump-dom", probed.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    ).stdout
-    width, window = map(int, re.search(r"<title>width (\d+) of (\d+)</title>", dom).groups())
-    assert width <= window
-    shot = out / "report-screenshot.png"
-    subprocess.run(
-        [*flags, f"--screenshot={shot}", (out / "report.html").as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    shot = out / f"report-screenshot-{width}px.png"
+    layout = render(page, width, tmp_path, screenshot=shot)
+    assert layout.viewport == width
+    assert layout.width <= width and layout.wrapped_numbers == 0, f"{layout}; see {shot}"
     assert shot.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -188,7 +154,11 @@ def test_user_settings_override_the_default_study_field_by_field():
         ({"fit_schedules": {"a": 3}}, "study.yaml: fit_schedules.a=3 must be a spec string"),
         (
             {"fit_schedules": {"a": "constant(peak={top})"}},
-            "study.yaml: fit_schedules.a: bad placeholder in 'constant(peak={top})'",
+            "study.yaml: fit_schedules.a: unknown placeholder {top} (known: {budget}, {peak},",
+        ),
+        (
+            {"fit_schedules": {"a": "constant(peak={})"}},
+            "study.yaml: fit_schedules.a: unknown placeholder {} (known: {budget}",
         ),
         (
             {"fit_schedules": {"a": "cosine(peak={peak})"}},
@@ -253,7 +223,7 @@ def test_default_study_on_a_tiny_setup_trains_verifies_and_resumes(tmp_path, mon
 
     messages.clear()  # a second run reuses every finished run
     again = study_default(tmp_path / "study", config, progress=messages.append)
-    assert sum("resuming" in m for m in messages) == 4
+    assert sum("already finished, reused" in m for m in messages) == 4
     assert again["recommended"]["text"] == summary["recommended"]["text"]
 
 
@@ -268,3 +238,9 @@ def test_the_readme_study_config_example_is_valid():
     config = StudyConfig.from_mapping(yaml.safe_load(example), source="README.md")
     assert config.budget == 1500 and list(config.fit_runs()) == ["constant", "cosine"]
     assert config.tunnel["model"] == {"d_model": 96, "n_layers": 3, "n_heads": 4}
+
+
+def test_a_json_spec_in_fit_schedules_keeps_its_braces_and_fills_placeholders():
+    json_spec = '{"name": "constant", "peak": {peak}, "warmup": {warmup}}'
+    config = StudyConfig.from_mapping({"fit_schedules": {"a": json_spec}})
+    assert str(config.fit_runs()["a"]) == str(from_spec("constant(peak=0.003, warmup=40)"))

@@ -27,17 +27,23 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from lrlab import settings
 from lrlab.design.optimize import baselines, optimize_schedule
+from lrlab.design.simple_family import is_simple, nearest_simple
 from lrlab.errors import LrlabError
 from lrlab.laws import get_law
 from lrlab.laws.selection import choose_law
 from lrlab.locks import FolderLock
-from lrlab.report.study_report import Analysis, Verification, write_report
+from lrlab.report.study_report import Analysis, Verification, describe_shape, write_report
 from lrlab.runs import Run, read_run
 from lrlab.schedules import Schedule, from_spec
+
+if TYPE_CHECKING:  # the wind tunnel is imported where runs train, not for a study of logs
+    from lrlab.tunnel.pool import Backend
 
 Progress = Callable[[str], None]
 
@@ -63,14 +69,50 @@ def analyse(
         raise LrlabError("a study needs at least one run")
     chosen, law_table = choose_law(runs, progress=progress)
     progress(f"fitting law {chosen!r} (with its band) on all runs")
-    law = get_law(chosen).fit(list(runs))
+    law = get_law(chosen).fit(list(runs), progress=progress)
     budget = int(budget or max(int(run.steps[-1]) + 1 for run in runs))
     peak = float(peak if peak is not None else law.fit_info_["peak"])
     warmup = int(warmup if warmup is not None else law.fit_info_["warmup"])
     warmup = min(warmup, budget // 2)
     progress(f"optimising a schedule for {budget} steps under law {chosen!r}")
-    design = optimize_schedule(law, budget, peak=peak, warmup=warmup, family="free")
+    design = optimize_schedule(
+        law, budget, peak=peak, warmup=warmup, family="free", progress=progress
+    )
     return Analysis(law, law_table, budget, peak, warmup, design.best, design.baselines)
+
+
+def recommend(analysis: Analysis, progress: Progress = _silent) -> dict[str, Any]:
+    """Say in a short line what the analysis recommends (a free-form schedule's spec runs to
+    1,500 characters: its shape in words instead, the spec stays in ``summary.json``) and, for a
+    free-form recommendation, offer the nearest WSD or two-stage schedule with its forecast
+    (`lrlab.design.simple_family`). Returns the summary's ``simple_equivalent`` entry: that
+    schedule's forecast, or None where the recommendation is simple already."""
+    best, budget = analysis.recommended, analysis.budget
+    progress(
+        f"recommended for {budget} steps: {short_description(best.schedule, budget)}; "
+        f"forecast final loss {best.final_loss:.4f} [{best.low:.4f}, {best.high:.4f}]"
+    )
+    if is_simple(best.schedule):
+        return {"simple_equivalent": None}
+    simple = nearest_simple(
+        analysis.law, best.schedule, budget, peak=analysis.peak, warmup=analysis.warmup
+    )
+    near = simple.forecast
+    progress(
+        f"nearest simple schedule ({simple.to_dict()['fitted_by']}): {near.schedule}; forecast "
+        f"{near.final_loss:.4f} [{near.low:.4f}, {near.high:.4f}], "
+        f"{near.final_loss - best.final_loss:+.4f} on the recommendation"
+    )
+    return {"simple_equivalent": simple.to_dict()}
+
+
+def short_description(schedule: Schedule, steps: int, width: int = 120) -> str:
+    """`schedule` for a log line: its spec when that is short, else its name and shape in words
+    over `steps` steps."""
+    text = str(schedule)
+    if len(text) <= width:
+        return text
+    return f"{schedule.name}, {describe_shape(schedule(np.arange(steps)))}"
 
 
 def study_runs(
@@ -87,8 +129,9 @@ def study_runs(
     with FolderLock(out, "lrlab study"):
         runs = unique_run_names(runs)
         analysis = analyse(runs, budget=budget, peak=peak, warmup=warmup, progress=progress)
+        simple = recommend(analysis, progress)
         names = ", ".join(run.name for run in runs)
-        summary = write_report(analysis, runs, out, title=f"lrlab study of {names}")
+        summary = write_report(analysis, runs, out, title=f"lrlab study of {names}", extra=simple)
     progress(f"wrote {Path(out) / 'report.html'} and {Path(out) / 'summary.json'}")
     return summary
 
@@ -155,6 +198,21 @@ _TUNNEL = {
         "seed": 0,
     },
 }
+
+
+def _fill_placeholders(spec: str, values: Mapping[str, Any], where: str) -> str:
+    """`spec` with each ``{name}`` of `values` replaced by its value. Only a brace around a bare
+    word is a placeholder, so a JSON spec's braces stay as they are (``str.format`` would read
+    them as placeholders); an unknown word is an error naming it and the known ones."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            known = ", ".join(f"{{{key}}}" for key in values)
+            raise LrlabError(f"{where}: unknown placeholder {{{name}}} (known: {known})")
+        return str(values[name])
+
+    return re.sub(r"\{(\w*)\}", fill, spec)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -232,12 +290,7 @@ class StudyConfig:
                 raise LrlabError(f"{source}: fit_schedules: two runs are named {name!r}")
             if not isinstance(spec, str):
                 raise LrlabError(f"{source}: fit_schedules.{name}={spec!r} must be a spec string")
-            try:
-                text = spec.format(**values)
-            except (KeyError, IndexError, ValueError, AttributeError, TypeError) as error:
-                raise LrlabError(
-                    f"{source}: fit_schedules.{name}: bad placeholder in {spec!r} ({error})"
-                ) from None
+            text = _fill_placeholders(spec, values, f"{source}: fit_schedules.{name}")
             try:
                 schedules[name] = from_spec(text)
             except LrlabError as error:
@@ -261,19 +314,23 @@ def study_default(
     config: StudyConfig | Mapping[str, Any] | None = None,
     *,
     progress: Progress = _silent,
+    backend: Backend | None = None,
 ) -> dict[str, Any]:
     """Train the fit runs in the wind tunnel, analyse them, train the schedules to verify, and
     report; returns the summary. `config` is a `StudyConfig` or the mapping to read one from
     (default: the built-in study). Finished runs in `out` are reused and unfinished ones
-    resumed."""
+    resumed. The runs train on `backend` (`lrlab.tunnel.pool.Backend`; default: this machine's
+    pool)."""
     if not isinstance(config, StudyConfig):
         config = StudyConfig.from_mapping(config)
     out = Path(out)
     with FolderLock(out, "lrlab study"):
-        return _study_default(out, config, progress)
+        return _study_default(out, config, progress, backend)
 
 
-def _study_default(out: Path, config: StudyConfig, progress: Progress) -> dict[str, Any]:
+def _study_default(
+    out: Path, config: StudyConfig, progress: Progress, backend: Backend | None = None
+) -> dict[str, Any]:
     setup = config.to_dict()
     jobs = config.fit_runs()
     total = len(jobs) + len(config.verify)
@@ -291,10 +348,12 @@ def _study_default(out: Path, config: StudyConfig, progress: Progress) -> dict[s
             for index, (name, schedule) in enumerate(jobs.items(), start=1)
         ],
         progress,
+        backend,
     )
     analysis = analyse(
         runs, budget=config.budget, peak=config.peak, warmup=config.warmup, progress=progress
     )
+    simple = recommend(analysis, progress)
     forecasts = {"recommended": analysis.recommended, **analysis.comparisons}
     checks = [
         TunnelRun(
@@ -305,7 +364,7 @@ def _study_default(out: Path, config: StudyConfig, progress: Progress) -> dict[s
         )
         for index, name in enumerate(config.verify, start=len(jobs) + 1)
     ]
-    measured = train_tunnel_runs(setup, checks, progress)
+    measured = train_tunnel_runs(setup, checks, progress, backend)
     verifications = [
         Verification(check.name, forecasts[check.name], run)
         for check, run in zip(checks, measured, strict=True)
@@ -316,7 +375,7 @@ def _study_default(out: Path, config: StudyConfig, progress: Progress) -> dict[s
         out,
         title="lrlab study: wind-tunnel runs on the Python standard library",
         verifications=verifications,
-        extra={"study_config": setup},
+        extra={"study_config": setup, **simple},
     )
     progress(f"wrote {out / 'report.html'} and {out / 'summary.json'}")
     return summary
@@ -352,13 +411,16 @@ class TunnelRun:
 
 
 def train_tunnel_runs(
-    config: Mapping[str, Any], runs: Sequence[TunnelRun], progress: Progress
+    config: Mapping[str, Any],
+    runs: Sequence[TunnelRun],
+    progress: Progress,
+    backend: Backend | None = None,
 ) -> list[Run]:
     """Train each run's schedule for ``config["budget"]`` steps with the setup
     ``config["tunnel"]`` (as in `StudyConfig.to_dict`) in its folder (a finished run is reused, an
     interrupted one resumed) and read their eval curves, in the order given. The runs train at
     once, as many as the usable cores hold at one thread each, in the pool sweeps use
-    (`lrlab.tunnel.pool`)."""
+    (`lrlab.tunnel.pool`), or as tasks of a Ray cluster with `backend` ray."""
     # Imported here: the wind tunnel needs PyTorch, which a study of logs does not.
     from lrlab.tunnel.pool import Job, train_jobs
     from lrlab.tunnel.threads import plan_workers
@@ -368,11 +430,9 @@ def train_tunnel_runs(
         tunnel = {section: dict(values) for section, values in config["tunnel"].items()}
         tunnel.setdefault("train", {}).update(schedule=str(run.schedule), steps=config["budget"])
         jobs.append(Job(f"study run {run.name}", tunnel, run.folder))
-        # A finished run is reused, an interrupted one continued.
-        verb = "resuming" if run.folder.exists() else "training"
-        progress(f"{run.counter} {verb} {run.name}: {run.schedule}")
+        progress(_announce(run, config["budget"]))
     by_name = {job.name: run for job, run in zip(jobs, runs, strict=True)}
-    for outcome in train_jobs(jobs, plan_workers(len(jobs))):
+    for outcome in train_jobs(jobs, plan_workers(len(jobs)), backend=backend, log=progress):
         run, record = by_name[outcome["name"]], outcome["record"]
         if record.get("status") != "finished":
             raise LrlabError(
@@ -381,6 +441,25 @@ def train_tunnel_runs(
             )
         progress(f"{run.counter} {run.name}: finished in {record['elapsed_s']:.0f} s")
     return [dataclasses.replace(read_run(run.folder / "eval.csv"), name=run.name) for run in runs]
+
+
+def _announce(run: TunnelRun, steps: int) -> str:
+    """The progress line of a study run about to train for `steps` steps: a run finished at
+    that length is reused, one with a checkpoint resumed, any other trained from step 0."""
+    from lrlab.tunnel.checkpoint import list_steps
+
+    schedule = short_description(run.schedule, steps)
+    try:
+        record = json.loads((run.folder / "record.json").read_text())
+    except (OSError, ValueError):  # none yet, or torn: training finds out which
+        record = None
+    finished = isinstance(record, dict) and record.get("status") == "finished"
+    if finished and record.get("steps") == steps:
+        return f"{run.counter} {run.name}: already finished, reused: {schedule}"
+    saved = list_steps(run.folder / "checkpoints")
+    if saved:
+        return f"{run.counter} resuming {run.name} from step {saved[-1]}: {schedule}"
+    return f"{run.counter} training {run.name}: {schedule}"
 
 
 def train_tunnel_run(

@@ -13,8 +13,14 @@ from typing import Any
 import numpy as np
 
 from lrlab.atomic import atomic_write_text
-from lrlab.cli import arguments
-from lrlab.cli.run_options import check_outputs, with_run_warnings
+from lrlab.cli import arguments, size_options
+from lrlab.cli.run_options import (
+    check_outputs,
+    describe_warmup,
+    report_progress,
+    report_written,
+    with_run_warnings,
+)
 from lrlab.design.continual import plan_continual
 from lrlab.design.optimize import FAMILIES, budget_sweep, optimize_schedule
 from lrlab.design.refine import VARIANTS, refine_schedule
@@ -67,8 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     optimize.add_argument("-o", "--output", metavar="SCHEDULE.json", help="write the spec")
     optimize.add_argument("--plot", metavar="FILE.png", help="plot the schedule and baselines")
-    optimize.add_argument("--json", action="store_true", help="print the result as JSON")
-    optimize.set_defaults(handler=run_optimize)
+    optimize.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON: a design file for `lrlab evaluate --design`",
+    )
+    size_options.add_params_option(optimize)
+    optimize.set_defaults(handler=with_run_warnings(run_optimize))
 
     refine = subparsers.add_parser(
         "refine", help="a schedule refined from a run's gradient norms (Defazio et al. 2023)"
@@ -154,7 +165,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     if args.budget is None:
         raise LrlabError("--budget is required (the step budget to optimise the schedule for)")
     check_outputs({"-o": args.output, "--plot": args.plot}, [args.fit])
-    law = load_law(args.fit)
+    law = size_options.law_at_size(load_law(args.fit), args.params, args.fit)
     peak, warmup = _peak_and_warmup(args, law)
     design = optimize_schedule(
         law,
@@ -164,15 +175,31 @@ def run_optimize(args: argparse.Namespace) -> int:
         family=args.family,
         knots=args.knots,
         smoothness=args.smoothness,
+        progress=report_progress,
     )
     result = design.to_dict()
+    # The design's gain on each baseline with the band of that difference, from the same fit: a
+    # gain only where the band excludes 0 (`Law.compare_final`).
+    steps = np.arange(args.budget)
+    best_lr = design.best.schedule(steps)
+    gains = {
+        name: law.compare_final(baseline.schedule(steps), best_lr)
+        for name, baseline in design.baselines.items()
+    }
+    result["gain_band"] = {
+        name: {"low": gain.low, "high": gain.high, "separated": gain.separated}
+        for name, gain in gains.items()
+    }
     if args.budgets:
         result["budgets"] = [
             {"steps": point.budget, **point.forecast.to_dict(), "branch_step": point.branch_step}
-            for point in budget_sweep(law, args.budgets, peak=peak, warmup=warmup)
+            for point in budget_sweep(
+                law, args.budgets, peak=peak, warmup=warmup, progress=report_progress
+            )
         ]
     if args.output:
         save_spec(design.best.schedule, args.output)
+        report_written(args.output)
     if args.plot:
         from lrlab.report.plots import plot_schedules
 
@@ -188,11 +215,16 @@ def run_optimize(args: argparse.Namespace) -> int:
             for name, f in design.baselines.items()
         ]
         plot_schedules(curves, args.plot, title=f"forecast final loss under law {law.name!r}")
+        report_written(args.plot)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     best = design.best
-    print(f"law {law.name!r}, budget {args.budget} steps, peak {peak:g}, warmup {warmup}")
+    warmup_from = "given" if args.warmup is not None else law.fit_info_.get("warmup_from")
+    print(
+        f"law {law.name!r}, budget {args.budget} steps, peak {peak:g}, "
+        f"{describe_warmup(warmup, warmup_from)}"
+    )
     print(
         f"best ({args.family}): final loss {best.final_loss:.4f} [{best.low:.4f}, {best.high:.4f}]"
     )
@@ -200,8 +232,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     for name, baseline in design.baselines.items():
         print(
             f"{name}: final loss {baseline.final_loss:.4f} "
-            f"[{baseline.low:.4f}, {baseline.high:.4f}]; predicted gain "
-            f"{design.gain(name):+.4f}"
+            f"[{baseline.low:.4f}, {baseline.high:.4f}]; the design's forecast "
+            f"{gains[name].describe_gain()}"
         )
     for point in result.get("budgets", []):
         print(
@@ -278,4 +310,5 @@ def run_plan_continual(args: argparse.Namespace) -> int:
     if args.output:
         data = {plan.name: plan.forecast.to_dict() for plan in plans}
         atomic_write_text(args.output, json.dumps(data, indent=2) + "\n")
+        report_written(args.output)
     return 0

@@ -13,19 +13,25 @@ from typing import Any
 import numpy as np
 
 from lrlab.atomic import atomic_write_text
-from lrlab.cli import arguments
+from lrlab.cli import arguments, size_options
 from lrlab.cli.run_options import (
     add_run_options,
+    add_warmup_option,
     check_outputs,
+    describe_warmup,
+    number_text,
     read_runs_from_args,
     report_progress,
+    report_written,
+    strided_steps,
     with_run_warnings,
 )
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_LAW, REGISTRY, Law, evaluate, get_law, load_law, mean_metrics
 from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import METRICS, coverage
-from lrlab.report.plots import LossCurve, plot_loss_curves
+from lrlab.laws.registry import warn_if_unpinned
+from lrlab.report.plots import LossCurve, loss_label, plot_loss_curves
 from lrlab.runs import Run
 
 PREDICT_COLUMNS = ("run", "step", "lr", "loss", "pred", "pred_low", "pred_high")
@@ -39,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     fit = subparsers.add_parser("fit", help="fit a loss-curve law to logged runs")
     add_run_options(fit)
+    add_warmup_option(fit)
     fit.add_argument("--law", default=DEFAULT_LAW, help=f"law to fit (default: {DEFAULT_LAW})")
     fit.add_argument(
         "--joint",
@@ -49,28 +56,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("-o", "--output", help="write the fit to this JSON file")
     fit.add_argument("--no-bands", action="store_true", help="skip the jackknife refits")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    size_options.add_fit_options(fit)
     fit.set_defaults(handler=with_run_warnings(run_fit))
 
-    predict = subparsers.add_parser("predict", help="predict loss curves from a fitted law")
+    predict = subparsers.add_parser(
+        "predict",
+        help="predict loss curves from a fitted law",
+        description="Predict the loss at the logged steps of RUN files, or at the steps of "
+        "--schedule SPEC over --steps N (steps 0 to N-1: every K-th from step 0, and always "
+        "the last, N-1, whose loss is the run's final loss). A step before any LR has been "
+        "applied (step 0 of a warmup from LR 0) has no prediction: its cells stay empty.",
+    )
     predict.add_argument("fit", metavar="FIT.json")
     add_run_options(predict, required=False)
+    add_warmup_option(predict)
     predict.add_argument(
-        "--steps", type=arguments.steps(2), help="with --schedule and no RUN: steps to predict"
+        "--steps",
+        type=arguments.steps(2),
+        metavar="N",
+        help="with --schedule and no RUN: predict a run of N steps, steps 0 to N-1",
     )
     predict.add_argument(
-        "--every", type=arguments.count(1), help="with --steps: predict every N-th step"
+        "--every",
+        type=arguments.count(1),
+        metavar="K",
+        help="with --steps: predict every K-th step from step 0, and the last step N-1 "
+        "(default: K = N // 1000, at least 1: about 1000 rows)",
     )
     predict.add_argument("--level", type=_LEVEL, help="band level (default: the fit's, 0.9)")
     predict.add_argument("-o", "--output", help="CSV file to write (default: standard output)")
     predict.add_argument("--plot", metavar="FILE.png", help="plot observed vs predicted")
+    size_options.add_params_option(predict)
     predict.set_defaults(handler=with_run_warnings(run_predict))
 
     evaluate_parser = subparsers.add_parser("evaluate", help="score a fitted law on runs")
     evaluate_parser.add_argument("fit", metavar="FIT.json")
     add_run_options(evaluate_parser)
+    add_warmup_option(evaluate_parser)
     evaluate_parser.add_argument("--level", type=_LEVEL, help="band level for the coverage")
     evaluate_parser.add_argument("--json", action="store_true", help="print JSON")
     evaluate_parser.add_argument("--plot", metavar="FILE.png", help="plot observed vs predicted")
+    evaluate_parser.add_argument(
+        "--design",
+        metavar="DESIGN.json",
+        help="also: this design's forecasts (what `lrlab optimize --json` prints, or a study's "
+        "summary.json) against the RUNs of its budgets (length within 1%%): each run's "
+        "measured final loss, the law's forecast for it, and the design's forecast gain over it",
+    )
+    size_options.add_params_option(evaluate_parser)
     evaluate_parser.set_defaults(handler=with_run_warnings(run_evaluate))
 
 
@@ -96,6 +129,8 @@ def _quality_rows(law: Law, runs: list[Run]) -> dict[str, dict[str, float]]:
 
 def run_fit(args: argparse.Namespace) -> int:
     """``lrlab fit``: fit, print parameters and fit quality, optionally save."""
+    if args.size_law or args.params:
+        return size_options.run_size_fit(args)
     if args.joint and args.output and Path(args.output).exists() and not Path(args.output).is_dir():
         raise LrlabError(f"-o {args.output}: with --joint, -o names a directory, not a file")
     check_outputs({"-o": args.output}, args.runs, folders=["-o"] if args.joint else [])
@@ -114,8 +149,11 @@ def run_fit(args: argparse.Namespace) -> int:
         laws = {"": get_law(args.law, **options).fit(runs, progress=report_progress)}
         outputs = {"": Path(args.output)} if args.output else {}
         groups = {"": runs}
+    for law in laws.values():
+        warn_if_unpinned(law)
     for name, path in outputs.items():
         laws[name].save(path)
+        report_written(path)
     quality = {name: _quality_rows(law, groups[name]) for name, law in laws.items()}
     if args.json:
         reports = {name: {**law.to_dict(), "quality": quality[name]} for name, law in laws.items()}
@@ -123,8 +161,6 @@ def run_fit(args: argparse.Namespace) -> int:
         return 0
     for name, law in laws.items():
         _print_fit(law, quality[name], f"group {name}: " if args.joint else "")
-        if name in outputs:
-            print(f"saved: {outputs[name]}")
     return 0
 
 
@@ -149,10 +185,10 @@ def _groups_by_directory(paths: list[str], runs: list[Run]) -> dict[str, list[Ru
 
 def _print_fit(law: Law, quality: dict[str, dict[str, float]], heading: str) -> None:
     print(f"{heading}law: {law.name} ({law.summary})")
-    print(
-        f"fitted on {len(quality)} run(s), {law.fit_info_['points']} points, "
-        f"{law.fit_info_['seconds']:.2f} s"
-    )
+    info = law.fit_info_
+    print(f"fitted on {len(quality)} run(s), {info['points']} points, {info['seconds']:.2f} s")
+    # What a schedule designed from this fit starts from (`lrlab optimize` takes both).
+    print(f"peak LR {info['peak']:g}, {describe_warmup(info['warmup'], info.get('warmup_from'))}")
     fixed = law.fixed_parameters()
     shared = law.fit_info_.get("joint", {}).get("shared", [])
     for name, value, error in zip(law.param_names, law.params_, law.param_errors_, strict=True):
@@ -200,9 +236,9 @@ def _prediction_rows(
         [
             name,
             int(s),
-            f"{lr[s]:.6g}",
-            "" if loss is None else f"{loss[i]:.6g}",
-            *(f"{value[i]:.6g}" if np.isfinite(pred[i]) else "" for value in (pred, low, high)),
+            number_text(lr[s]),
+            "" if loss is None else number_text(loss[i]),
+            *(number_text(value[i]) if np.isfinite(pred[i]) else "" for value in (pred, low, high)),
         ]
         for i, s in enumerate(steps)
     ]
@@ -212,11 +248,12 @@ def _prediction_rows(
 def run_predict(args: argparse.Namespace) -> int:
     """``lrlab predict``: a CSV of predictions for runs, or for a schedule over ``--steps``."""
     check_outputs({"-o": args.output, "--plot": args.plot}, [args.fit, *args.runs])
-    law = load_law(args.fit)
+    law = size_options.law_at_size(load_law(args.fit), args.params, args.fit)
     curves: list[LossCurve] = []
     rows: list[list[Any]] = []
-    if args.runs:
-        for run in read_runs_from_args(args):
+    runs = read_runs_from_args(args) if args.runs else []
+    if runs:
+        for run in runs:
             run_rows, pred, low, high = _prediction_rows(
                 law, run.name, run.lr, run.steps, run.loss, args.level
             )
@@ -227,13 +264,10 @@ def run_predict(args: argparse.Namespace) -> int:
             raise LrlabError("predict: give RUN files, or --schedule SPEC with --steps N")
         if len(args.schedule) != 1:
             raise LrlabError("predict: one --schedule with --steps")
-        every = args.every or max(1, args.steps // 1000)
-        if every >= args.steps:
-            raise LrlabError(f"--every {every}: no step to predict below --steps {args.steps}")
         from lrlab.schedules import parse
 
         lr = np.asarray(parse(args.schedule[0])(np.arange(args.steps)), dtype=np.float64)
-        steps = np.arange(every, args.steps, every)
+        steps = strided_steps(args.steps, args.every or max(1, args.steps // 1000))
         run_rows, pred, low, high = _prediction_rows(law, "schedule", lr, steps, None, args.level)
         rows += run_rows
         curves.append(LossCurve("schedule", steps, pred, low, high))
@@ -243,20 +277,23 @@ def run_predict(args: argparse.Namespace) -> int:
     writer.writerows(rows)
     if args.output:
         atomic_write_text(args.output, buffer.getvalue())
+        report_written(args.output)
     else:
         sys.stdout.write(buffer.getvalue())
     if args.plot:
-        plot_loss_curves(curves, args.plot, title=f"{law.name} forecast")
+        plot_loss_curves(curves, args.plot, title=f"{law.name} forecast", loss=loss_label(runs))
+        report_written(args.plot)
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``lrlab evaluate``: metrics per run, their means, and band coverage."""
-    check_outputs({"--plot": args.plot}, [args.fit, *args.runs])
-    law = load_law(args.fit)
+    check_outputs({"--plot": args.plot}, [args.fit, *args.runs, *filter(None, [args.design])])
+    law = size_options.law_at_size(load_law(args.fit), args.params, args.fit)
     rows: dict[str, dict[str, Any]] = {}
     curves = []
-    for run in read_runs_from_args(args):
+    runs = read_runs_from_args(args)
+    for run in runs:
         pred, low, high = law.predict_with_band(run.lr, run.steps, args.level)
         defined = np.isfinite(pred)
         if not np.any(defined):
@@ -270,10 +307,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
         **mean_metrics(rows.values()),
         "coverage": float(np.mean([row["coverage"] for row in rows.values()])),
     }
+    report: dict[str, Any] = {"law": law.name, "runs": rows, "mean": mean}
+    if args.design:
+        from lrlab.design.compare import check_design, describe_check, read_design
+
+        report["design"] = check_design(law, read_design(args.design), runs, args.level)
     if args.json:
-        print(json.dumps(_defined({"law": law.name, "runs": rows, "mean": mean}), indent=2))
+        print(json.dumps(_defined(report), indent=2))
     else:
         _print_metrics({**rows, "mean": mean})
+        if args.design:
+            print(f"design {args.design} against the measured runs:")
+            print("\n".join(describe_check(report["design"])))
     if args.plot:
-        plot_loss_curves(curves, args.plot, title=f"{law.name}: observed vs predicted")
+        plot_loss_curves(
+            curves, args.plot, title=f"{law.name}: observed vs predicted", loss=loss_label(runs)
+        )
+        report_written(args.plot)
     return 0

@@ -1,5 +1,7 @@
 """What the commands share: the options of those that read training logs (`fit`, `predict`,
-`evaluate`, `study`), and the check of every command's output paths before it does any work."""
+`evaluate`, `study`), the check of every command's output paths before it does any work, and how
+they report: progress, warnings and the files written as ``lrlab:`` lines on stderr, numbers in
+CSV and JSON output in one format."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from lrlab.errors import LrlabError
-from lrlab.runs import Run, RunWarning, read_run
+import numpy as np
+
+from lrlab.cli import arguments
+from lrlab.errors import LrlabError, LrlabWarning
+from lrlab.runs import Run, read_run
 from lrlab.runs.columns import parse_column_mapping
 
 
@@ -34,12 +39,25 @@ def add_run_options(parser: argparse.ArgumentParser, required: bool = True) -> N
     parser.add_argument("--columns", help="column names, e.g. step=_step,loss=train/loss,lr=lr")
 
 
+def add_warmup_option(parser: argparse.ArgumentParser) -> None:
+    """``--warmup N``: the runs' warmup, where their logs do not show it."""
+    parser.add_argument(
+        "--warmup",
+        type=arguments.steps(0),
+        metavar="N",
+        help="the runs' warmup in steps (default: where the schedule's or the logged LR first "
+        "peaks; a log starting after its warmup does not show it); also shapes an "
+        "interpolated LR before the peak",
+    )
+
+
 def with_run_warnings(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
-    """Show warnings from reading runs as one ``lrlab: warning:`` line each on stderr."""
+    """Show warnings from reading runs and fitting laws (`LrlabWarning`) as one
+    ``lrlab: warning:`` line each on stderr."""
 
     def wrapped(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RunWarning)
+            warnings.simplefilter("always", LrlabWarning)
             try:
                 return handler(args)
             finally:
@@ -54,8 +72,52 @@ def report_progress(message: str) -> None:
     print(f"lrlab: {message}", file=sys.stderr, flush=True)
 
 
+def report_written(path: str | Path) -> None:
+    """Say that a file was written: one ``lrlab: wrote PATH`` line on stderr, so that no output
+    appears unannounced, and standard output, which may be data (a CSV), stays clean."""
+    report_progress(f"wrote {path}")
+
+
+def strided_steps(steps: int, every: int) -> np.ndarray:
+    """Steps ``0, K, 2K, ...`` of a run of `steps` steps (``K`` = `every`), and always its last,
+    ``steps - 1``: the step whose loss is the run's final loss, which a stride would skip."""
+    picked = np.arange(0, steps, every)
+    return picked if picked[-1] == steps - 1 else np.append(picked, steps - 1)
+
+
+def number_text(value: float) -> str:
+    """A number as CSV and JSON outputs write it: at most 10 significant digits, in the shortest
+    form (``7e-05``, not the ``7.000000000000001e-05`` that float arithmetic leaves; more
+    digits than an LR or a loss is known to)."""
+    return format(float(value), ".10g")
+
+
+# How a fit's warmup was found (`lrlab.runs.warmup`), in the words of the command line.
+_WARMUP_SOURCES = {
+    "given": "--warmup",
+    "schedule": "from the schedule",
+    "logged LR": "from the logged LR",
+    "per-step LR": "where the per-step LR first peaks",
+    "first logged step": (
+        "the first logged step: the logs start after their warmup ended; give --warmup N"
+    ),
+}
+
+
+def describe_warmup(steps: int, source: object) -> str:
+    """``warmup 300 steps (from the logged LR)``: a warmup and where it came from, as a fit
+    records them (``fit_info_`` keys ``warmup``, ``warmup_from``; the sources of several runs
+    joined by "and"). A source no fit writes is not echoed (a fit file may be edited)."""
+    parts = source.split(" and ") if isinstance(source, str) else [""]
+    words = [_WARMUP_SOURCES.get(part) for part in parts]
+    said = "; ".join(word for word in words if word) if all(words) else "from the fit"
+    return f"warmup {steps} steps ({said})"
+
+
 def read_runs_from_args(args: argparse.Namespace) -> list[Run]:
-    """The runs named on the command line, with per-run or shared schedules."""
+    """The runs named on the command line, with per-run or shared schedules (and ``--warmup``
+    where the command has it); runs of one file name are named by their folders too
+    (``fit-constant-1a2b/eval``), as the study names them, so that no table merges two."""
     specs = args.schedule or []
     if len(specs) not in (0, 1, len(args.runs)):
         raise LrlabError(
@@ -66,10 +128,15 @@ def read_runs_from_args(args: argparse.Namespace) -> list[Run]:
     per_run = (
         specs if len(specs) == len(args.runs) else specs * len(args.runs) or [None] * len(args.runs)
     )
-    return [
-        read_run(path, schedule=spec, columns=mapping)
-        for path, spec in zip(args.runs, per_run, strict=True)
-    ]
+    from lrlab.study import unique_run_names  # the study's rule; importing it costs 0.1 s
+
+    warmup = getattr(args, "warmup", None)
+    return unique_run_names(
+        [
+            read_run(path, schedule=spec, columns=mapping, warmup=warmup)
+            for path, spec in zip(args.runs, per_run, strict=True)
+        ]
+    )
 
 
 def check_outputs(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lrlab.cli import arguments
-from lrlab.cli.run_options import check_outputs
+from lrlab.cli.run_options import check_outputs, number_text, report_written, strided_steps
 from lrlab.errors import LrlabError, brief
 from lrlab.schedules import REGISTRY, Schedule, parse
 
@@ -29,11 +29,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     schedule = subparsers.add_parser("schedule", help="show or compare schedules")
     actions = schedule.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    show = actions.add_parser("show", help="print or plot the LR of one schedule")
+    show = actions.add_parser(
+        "show",
+        help="print or plot the LR of one schedule",
+        description="Print the LR of a schedule at steps 0 to N-1 (--steps N): every K-th step "
+        "from step 0 (--every K), and always the last step, N-1.",
+    )
     show.add_argument("spec", help="schedule spec: 'name(field=value, ...)', JSON, or a spec file")
     _add_steps(show)
     show.add_argument(
-        "--every", type=arguments.count(1), default=1, help="print every K-th step (default 1)"
+        "--every",
+        type=arguments.count(1),
+        default=1,
+        metavar="K",
+        help="print every K-th step from step 0, and the last step N-1 (default 1)",
     )
     show.add_argument("--format", choices=("csv", "json"), default="csv")
     show.add_argument("--plot", metavar="FILE.png", help="also plot the schedule to a PNG file")
@@ -48,7 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--steps", type=arguments.steps(), required=True, help="number of steps to evaluate"
+        "--steps",
+        type=arguments.steps(),
+        required=True,
+        metavar="N",
+        help="number of steps to evaluate: steps 0 to N-1",
     )
 
 
@@ -87,21 +100,20 @@ def describe(cls: type[Schedule]) -> str:
 def show_schedule(args: argparse.Namespace) -> int:
     check_outputs({"--plot": args.plot}, [args.spec])
     schedule = parse(args.spec)
-    steps, every = args.steps, args.every
-    step_index = np.arange(0, steps, every)
-    lrs = schedule(step_index)
+    step_index = strided_steps(args.steps, args.every)
+    lrs = [number_text(lr) for lr in schedule(step_index)]
     if args.format == "json":
+        values = [float(lr) for lr in lrs]  # Python's shortest repr of the rounded value
         json.dump(
-            {"spec": schedule.to_spec(), "steps": step_index.tolist(), "lr": lrs.tolist()},
-            sys.stdout,
+            {"spec": schedule.to_spec(), "steps": step_index.tolist(), "lr": values}, sys.stdout
         )
         print()
     else:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["step", "lr"])
-        writer.writerows(zip(step_index.tolist(), (repr(float(lr)) for lr in lrs)))
+        writer.writerows(zip(step_index.tolist(), lrs))
     if args.plot:
-        _plot([schedule], steps, args.plot)
+        report_written(_plot([schedule], args.steps, args.plot))
     return 0
 
 
@@ -112,8 +124,7 @@ def compare_schedules(args: argparse.Namespace) -> int:
     lrs = [schedule(np.arange(steps)) for schedule in schedules]
     print(_summary_table(schedules, lrs))
     if args.plot:
-        path = _plot(schedules, steps, args.plot)
-        print(f"wrote {path}")
+        report_written(_plot(schedules, steps, args.plot))
     return 0
 
 

@@ -9,10 +9,12 @@ import time
 from lrlab.cli import arguments
 from lrlab.cli.run_options import (
     add_run_options,
+    describe_warmup,
     read_runs_from_args,
     report_progress,
     with_run_warnings,
 )
+from lrlab.cli.tunnel_commands import add_backend_options, backend_from_args
 from lrlab.errors import LrlabError
 
 
@@ -44,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--config", metavar="FILE", help="YAML/JSON study settings for the wind-tunnel study"
     )
     study.add_argument("--out", default="study", help="output folder (default: ./study)")
+    add_backend_options(study)
     study.set_defaults(handler=with_run_warnings(run_study))
 
 
@@ -63,6 +66,8 @@ def _study(args: argparse.Namespace) -> int:
     if args.runs:
         if args.config:
             raise LrlabError("--config sets up a wind-tunnel study; drop it when giving --runs")
+        if args.backend != "local" or args.address is not None:
+            raise LrlabError("--backend/--address say where runs train; --runs trains none")
         summary = study_runs(
             read_runs_from_args(args),
             args.out,
@@ -85,23 +90,38 @@ def _study(args: argparse.Namespace) -> int:
             from lrlab.study import StudyConfig
 
             config = StudyConfig.from_mapping(read_mapping(args.config), source=args.config)
-        summary = study_default(args.out, config, progress=report_progress)
+        summary = study_default(
+            args.out, config, progress=report_progress, backend=backend_from_args(args)
+        )
     best = summary["recommended"]
     print(f"law: {summary['chosen_law']} (lowest leave-one-run-out error)")
     print(f"recommended for {summary['budget']} steps: {best['shape']}")
-    spec = best["text"] if len(best["text"]) <= 200 else best["text"][:197] + "..."
+    warmup_from = "given" if args.warmup is not None else summary["fit"]["fit"].get("warmup_from")
+    print(f"  peak LR {summary['peak']:g}, {describe_warmup(summary['warmup'], warmup_from)}")
+    # A free-form spec runs to 1,500 characters: its start says nothing, summary.json has it all.
+    text = best["text"]
+    spec = text if len(text) <= 200 else f"{best['spec']['name']}, {len(text)} characters"
     print(f"  spec: {spec} (in full: summary.json)")
     print(
         f"forecast final loss {best['final_loss']:.4f} "
         f"[{best['band'][0]:.4f}, {best['band'][1]:.4f}]"
     )
+    simple = summary.get("simple_equivalent")
+    if simple:
+        print(
+            f"nearest simple schedule ({simple['fitted_by']}): {simple['text']}; forecast "
+            f"{simple['final_loss']:.4f} [{simple['band'][0]:.4f}, {simple['band'][1]:.4f}]"
+        )
+    # A gain only where the band of the difference (from the same fit) excludes 0.
     for name, comparison in summary["comparisons"].items():
-        print(f"  vs {name}: {comparison['final_loss']:.4f} (gain {comparison['gain']:+.4f})")
+        print(f"  vs {name}: {comparison['final_loss']:.4f} ({comparison['gain_text']})")
     for check in summary["verification"]:
         verdict = "inside" if check["inside_band"] else "OUTSIDE"
         print(
             f"checked {check['name']}: forecast {check['final_loss']:.4f}, measured "
             f"{check['measured']:.4f} ({verdict} the band)"
         )
+    for verdict in summary["verdicts"]:
+        print(verdict["text"])
     print(f"report: {args.out}/report.html ({time.perf_counter() - began:.0f} s)")
     return 0

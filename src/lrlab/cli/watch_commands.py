@@ -221,7 +221,9 @@ def _row(result: Any) -> str:
     band = f"{result.final_loss:.4f} [{result.final_low:.4f}, {result.final_high:.4f}]"
     best = "-"
     if result.best is not None:
-        best = f"{result.best.whatif.start} ({-result.best.gain:+.4f})"
+        # "~": a change the fit does not tell from none (its difference band includes 0).
+        near = "" if result.best.separated else "~"
+        best = f"{result.best.whatif.start} ({near}{-result.best.gain:+.4f})"
     extended = {item.whatif.total: item for item in result.whatif if item.whatif.kind == "extend"}
     longer = [
         f"{extended[total].final_loss:>8.4f}" if total in extended else f"{'-':>8}"
@@ -243,12 +245,18 @@ def _print_whatifs(result: Any) -> None:
         f"{'none' if start is None else f'at {start}'}: {planned.final_loss:.4f} "
         f"[{planned.low:.4f}, {planned.high:.4f}]"
     )
-    print(f"{'what if':<44} {'final loss':>10} {'band':>19} {'gain':>8}")
+    # A gain is a gain only where the band of the difference (same fit) excludes 0.
+    print(f"{'what if':<44} {'final loss':>10} {'band':>19} {'gain [band of the gain]':>27}")
     for item in result.whatif:
         mark = " <- best" if result.best is not None and item is result.best else ""
+        gain = f"{item.gain:+.4f}"
+        if item.gain_low is not None and item.gain_high is not None:
+            gain += f" [{item.gain_low:+.4f}, {item.gain_high:+.4f}]"
+        if not item.separated:
+            gain += " within uncertainty"
         print(
             f"{item.whatif.label:<44} {item.final_loss:>10.4f} "
-            f"[{item.low:.4f}, {item.high:.4f}] {item.gain:>+8.4f}{mark}"
+            f"[{item.low:.4f}, {item.high:.4f}] {gain:>27}{mark}"
         )
 
 

@@ -14,13 +14,16 @@ Every candidate shares the user's step budget ``N``, peak LR and linear warmup `
 
 `optimize_schedule` returns a `Design`: the best schedule as an lrlab spec, its forecast final
 loss with the law's band, and the same forecasts for cosine-to-10%, WSD-20%-linear and
-linear-to-zero at the same budget.
+linear-to-zero at the same budget. A search takes from seconds to minutes (every forecast is a pass
+over the budget's steps): given a `progress` callback, it says every few seconds what it is
+searching, how many forecasts it made and the lowest final loss so far.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -129,8 +132,11 @@ def optimize_schedule(
     family: str = "free",
     knots: int = 48,
     smoothness: float = 0.0,
+    progress: Callable[[str], None] | None = None,
+    progress_seconds: float = 5.0,
 ) -> Design:
-    """Optimise a schedule of `family` for a budget of `budget` steps under the fitted `law`."""
+    """Optimise a schedule of `family` for a budget of `budget` steps under the fitted `law`;
+    `progress`, if given, gets a line at most every `progress_seconds` while it searches."""
     if family not in FAMILIES:
         raise LrlabError(f"unknown family {brief(family)} (choose from {', '.join(FAMILIES)})")
     budget = check_steps("budget", budget)
@@ -142,14 +148,17 @@ def optimize_schedule(
         raise LrlabError(f"knots={brief(knots)} must be a whole number of at least 3")
     if not isinstance(smoothness, int | float) or not 0 <= smoothness < math.inf:
         raise LrlabError(f"smoothness={brief(smoothness)} must be a finite number >= 0")
+    ticker = _Ticker(progress, progress_seconds)
     if family == "free":
         # A step drop, which some fits favour, falls between knots: compete with the
         # non-increasing families' optima, which are free-form schedules too.
-        candidates = [_free_form(law, budget, peak, warmup, knots, smoothness)]
-        candidates += [_family(law, budget, peak, warmup, name) for name in ("wsd", "two_stage")]
+        candidates = [_free_form(law, budget, peak, warmup, knots, smoothness, ticker)]
+        candidates += [
+            _family(law, budget, peak, warmup, name, ticker) for name in ("wsd", "two_stage")
+        ]
         best = min(candidates, key=lambda s: law.final_loss_and_gradient(s(np.arange(budget)))[0])
     else:
-        best = _family(law, budget, peak, warmup, family)
+        best = _family(law, budget, peak, warmup, family, ticker)
     return Design(
         family,
         budget,
@@ -159,6 +168,37 @@ def optimize_schedule(
             for name, schedule in baselines(peak, budget, warmup).items()
         },
     )
+
+
+class _Ticker:
+    """Counts a search's forecasts and keeps the lowest; every `every` seconds it hands
+    `progress` one line: ``optimize: free-form search (start 2 of 4): 340 forecasts, lowest
+    final loss 3.2012, 14 s``. Without `progress` it does nothing."""
+
+    def __init__(self, progress: Callable[[str], None] | None, every: float) -> None:
+        self.progress, self.every = progress, every
+        self.began = self.last = time.perf_counter()
+        self.what, self.count, self.lowest = "search", 0, math.inf
+
+    def stage(self, what: str) -> None:
+        """Name what is searched from now on (the line says it)."""
+        self.what = what
+
+    def tick(self, loss: float) -> None:
+        """One forecast made, of final loss `loss` (inf when the law gives none)."""
+        if self.progress is None:
+            return
+        self.count += 1
+        self.lowest = min(self.lowest, loss)
+        now = time.perf_counter()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        lowest = f"{self.lowest:.4f}" if math.isfinite(self.lowest) else "none yet"
+        self.progress(
+            f"optimize: {self.what}: {self.count} forecasts, lowest final loss {lowest}, "
+            f"{now - self.began:.0f} s"
+        )
 
 
 # --- families -----------------------------------------------------------------------------------
@@ -222,12 +262,17 @@ def _family_candidates(
     ]
 
 
-def _family(law: Law, steps: int, peak: float, warmup: int, family: str) -> Schedule:
+def _family(
+    law: Law, steps: int, peak: float, warmup: int, family: str, ticker: _Ticker
+) -> Schedule:
     from scipy import optimize  # 0.3 s to import: only designing needs it
 
     best: tuple[float, Schedule] | None = None
     unforecast = False
-    for build, bounds, start in _family_candidates(steps, peak, warmup, family):
+    candidates = _family_candidates(steps, peak, warmup, family)
+    for index, (build, bounds, start) in enumerate(candidates, start=1):
+        part = f" (decay shape {index} of {len(candidates)})" if len(candidates) > 1 else ""
+        ticker.stage(f"{family} schedules for {steps} steps{part}")
 
         def objective(x: np.ndarray, build: Callable = build) -> float:
             try:
@@ -236,7 +281,9 @@ def _family(law: Law, steps: int, peak: float, warmup: int, family: str) -> Sche
                 return np.inf
             with np.errstate(over="ignore", invalid="ignore"):
                 loss = law.final_loss_and_gradient(schedule(np.arange(steps)))[0]
-            return float(loss) if np.isfinite(loss) else np.inf
+            loss = float(loss) if np.isfinite(loss) else np.inf
+            ticker.tick(loss)
+            return loss
 
         if not np.isfinite(objective(np.asarray(start))):
             unforecast = True  # Powell's line searches fail from a start without a finite loss
@@ -271,7 +318,7 @@ def _knot_weights(positions: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray,
 
 
 def _free_form(
-    law: Law, steps: int, peak: float, warmup: int, knots: int, smoothness: float
+    law: Law, steps: int, peak: float, warmup: int, knots: int, smoothness: float, ticker: _Ticker
 ) -> Schedule:
     from scipy import optimize  # 0.3 s to import: only designing needs it
 
@@ -291,6 +338,7 @@ def _free_form(
     def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
         values = peak * np.exp(-np.cumsum(z))
         loss, gradient = law.final_loss_and_gradient(lr_of(values))
+        ticker.tick(float(loss))  # the forecast, before the smoothness penalty
         tail = gradient[warmup:]
         by_value = np.bincount(left, tail * (1 - weight), knots)
         by_value += np.bincount(left + 1, tail * weight, knots)
@@ -303,7 +351,9 @@ def _free_form(
         return loss, by_z
 
     best: tuple[float, np.ndarray] | None = None
-    for schedule in _free_form_starts(peak, steps, warmup):
+    starts = _free_form_starts(peak, steps, warmup)
+    for index, schedule in enumerate(starts, start=1):
+        ticker.stage(f"free-form search (start {index} of {len(starts)})")
         start_values = np.maximum(schedule(positions), peak * 1e-4)
         z0 = -np.diff(np.log(np.concatenate([[peak], start_values])))
 
@@ -356,16 +406,24 @@ class BudgetPoint:
 
 
 def budget_sweep(
-    law: Law, budgets: Sequence[int], *, peak: float, warmup: int = 0
+    law: Law,
+    budgets: Sequence[int],
+    *,
+    peak: float,
+    warmup: int = 0,
+    progress: Callable[[str], None] | None = None,
+    progress_seconds: float = 5.0,
 ) -> list[BudgetPoint]:
     """For each budget, the best WSD schedule's final loss and its branch step: one long stable
-    run at `peak` serves every budget by decaying from ``branch_step`` (Hu et al. 2024)."""
+    run at `peak` serves every budget by decaying from ``branch_step`` (Hu et al. 2024).
+    `progress` as for `optimize_schedule`."""
+    ticker = _Ticker(progress, progress_seconds)
     peak = check_peak(peak)
     warmup = check_steps("warmup", warmup, low=0)
     points = []
     for steps in sorted({check_steps("budget", b) for b in budgets}):
         if steps < warmup + 10:
             raise LrlabError(f"budget={steps} leaves too few steps after warmup={warmup}")
-        best = _family(law, steps, peak, warmup, "wsd")
+        best = _family(law, steps, peak, warmup, "wsd", ticker)
         points.append(BudgetPoint(steps, forecast(law, best, steps), steps - best.cooldown))
     return points

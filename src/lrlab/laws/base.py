@@ -13,6 +13,8 @@
   replicate predictions plus the residual noise, in log-loss, at normal quantiles, widened by
   `band_scale_`, calibrated on each replicate's error on the run (or block) it left out.
   ``predict_with_band`` gives the prediction and the band at once.
+- ``compare_final(lr_a, lr_b, level)``: the difference of two schedules' forecast final losses,
+  with a band from the same replicate fits, whose shared errors cancel (`FinalDifference`).
 - ``final_loss_and_gradient(lr)``: the predicted loss at the last step and its exact gradient by
   every step's LR, for schedule optimisation (laws that can give it override it).
 - ``save(path)`` / `lrlab.laws.load_law(path)` round-trip a fitted law through JSON (written
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from lrlab.atomic import atomic_write_text
-from lrlab.errors import LrlabError, brief
+from lrlab.errors import LrlabError, LrlabWarning, brief
 from lrlab.laws.points import (
     FitPoints,
     coarse_error_bound,
@@ -48,6 +50,7 @@ from lrlab.laws.points import (
     row_mix,
 )
 from lrlab.runs.model import MAX_LR, Run
+from lrlab.runs.warmup import fitted_warmup
 from lrlab.settings import MAX_INTEGER, check_fields, flag, from_mapping, mapping, real
 
 if TYPE_CHECKING:
@@ -219,14 +222,14 @@ class Law(abc.ABC):
             candidates = [warm, *candidates]
         for index, point in enumerate(candidates, start=1):
             if progress:
-                progress(f"{self.name}: start {index}/{len(candidates)}")
+                progress(f"fitting law {self.name!r}: start {index}/{len(candidates)}")
             # a short run from each start, then only the most promising one is refined
             result = self._solve(problem, np.clip(point, lower, upper), _SCOUT_EVALS)
             if best is None or result.cost < best.cost:
                 best = result
         assert best is not None
         if progress:
-            progress(f"{self.name}: refining the best start")
+            progress(f"fitting law {self.name!r}: refining the best start")
         best = self._solve(problem, best.x)
         self.params_ = self._exact_fixed(best.x)
         residuals = point_residuals(problem.data, problem.log_curve(best.x))
@@ -243,7 +246,7 @@ class Law(abc.ABC):
         self.band_scale_ = 1.0
         if self.bands:
             if progress:
-                progress(f"{self.name}: {len(groups)} jackknife refits for the band")
+                progress(f"fitting law {self.name!r}: {len(groups)} jackknife refits for the band")
             self.replicates_ = np.array(
                 [
                     self._exact_fixed(self._solve(self._problem(keep, lower, upper), best.x).x)
@@ -255,8 +258,10 @@ class Law(abc.ABC):
             "runs": [run.name for run in runs],
             # What the runs were trained with: the defaults for designing a schedule from this fit.
             "peak": float(max(run.lr.max() for run in runs)),
-            "warmup": int(np.median([np.argmax(run.lr) for run in runs])),
+            **fitted_warmup(runs),  # and where it came from: "warmup_from"
             "points": int(problem.points),
+            # Parameters the points leave undetermined (`unpinned_parameters`).
+            "unpinned": unpinned_parameters(self, lower, upper),
             "cost": float(best.cost),
             **self._coarse_info(problem, best.x),
             "seconds": round(time.perf_counter() - began, 4),
@@ -390,6 +395,52 @@ class Law(abc.ABC):
             low, high = np.exp(center - half), np.exp(center + half)
         self._check_predicted(lr, steps, low, high, what="the band around")
         return curves[0], low, high
+
+    def compare_final(
+        self, lr_a: np.ndarray, lr_b: np.ndarray, level: float | None = None
+    ) -> FinalDifference:
+        """The forecast final loss of schedule A minus that of schedule B (per-step LRs `lr_a`,
+        `lr_b`, each forecast at its own last step), with a `level` (default `band_level`) band
+        for that difference from this one fit:
+
+        ``d = f(A) - f(B)``, ``d_i`` the same from replicate fit ``i`` of ``n``,
+        ``sd^2 = (n - 1) / n * sum_i (d_i - mean(d_i))^2`` (the jackknife variance of ``d``),
+        band ``d +- t * sd``, ``t`` the Student quantile of `level` with ``n - 1`` degrees of
+        freedom (the jackknife interval of Efron and Tibshirani: ``n`` replicates estimate the
+        variance with ``n - 1`` degrees of freedom, so two runs give a wide band).
+
+        Each schedule's own band is mostly error that the two forecasts share (a replicate fit
+        that forecasts A high forecasts B high too), which cancels in ``d``. Left out, and why:
+        `band_scale_`, calibrated on single forecasts' errors, most of which is that shared part;
+        and the residual noise (`noise_sd_`), since both forecasts are of the expected loss: the
+        band says whether the fit tells the two schedules apart, not whether one pair of training
+        runs would (their final losses scatter besides; `lrlab.report.study_report` measures
+        that). benchmarks/difference_band.py scores the band against measured differences of
+        held-out runs (BENCHMARKS.md). A fit without replicates (``bands=False``) gives no band:
+        `low`, `high` and `sd` are None."""
+        from scipy import stats  # costs 0.3 s to import: only bands need it, not listing laws
+
+        self._require_fitted()
+        level = float(self.band_level if level is None else level)
+        if not 0 < level < 1:
+            raise LrlabError(f"band level must be in (0, 1), got {level}")
+        finals = []
+        for lr in (lr_a, lr_b):
+            lr, last = check_curve_input(lr, np.array([np.size(lr) - 1]))
+            curves = self._curves_at([self.params_, *self.replicates_], lr, last)[:, 0]
+            self._check_predicted(lr, last, curves[:1])
+            finals.append(curves)
+        differences = finals[0] - finals[1]
+        difference = float(differences[0])
+        if not math.isfinite(difference):  # no LR before a last step: no loss to forecast there
+            raise LrlabError("compare_final: a schedule applies no LR before its last step")
+        replicas = differences[1:]
+        if replicas.size < 2 or not np.all(np.isfinite(replicas)):
+            return FinalDifference(difference, None, None, None)
+        count = replicas.size
+        sd = math.sqrt((count - 1) / count * float(np.sum((replicas - replicas.mean()) ** 2)))
+        half = float(stats.t.ppf(0.5 + level / 2, count - 1)) * sd
+        return FinalDifference(difference, difference - half, difference + half, sd)
 
     def _check_predicted(
         self,
@@ -560,6 +611,56 @@ class Law(abc.ABC):
             raise LrlabError(f"{source}: fit warmup = {brief(warmup)} must be a whole number >= 0")
 
 
+@dataclasses.dataclass(frozen=True)
+class FinalDifference:
+    """`Law.compare_final`: a difference of two forecast final losses, its band, and the
+    jackknife sd the band is made of (all three None for a fit without replicates)."""
+
+    difference: float
+    low: float | None
+    high: float | None
+    sd: float | None
+
+    @property
+    def separated(self) -> bool:
+        """Whether the band excludes 0: the fit tells the two schedules apart. Never without a
+        band."""
+        if self.low is None or self.high is None:
+            return False
+        return self.low > 0 or self.high < 0
+
+    def describe_gain(self) -> str:
+        """The difference ``f(A) - f(B)`` in words, as what schedule B gains over A: ``gain
+        +0.0166 [+0.0101, +0.0231]`` only where the band separates them, otherwise ``within
+        uncertainty (difference +0.0063 [-0.0040, +0.0166])``, or ``difference +0.0063 (no band:
+        the fit has no replicates)``."""
+        if self.low is None or self.high is None:
+            return f"difference {self.difference:+.4f} (no band: the fit has no replicates)"
+        band = f"[{self.low:+.4f}, {self.high:+.4f}]"
+        if self.separated:
+            return f"gain {self.difference:+.4f} {band}"
+        return f"within uncertainty (difference {self.difference:+.4f} {band})"
+
+
+class FitWarning(LrlabWarning):
+    """A fit went through, but deserves a look (its points leave parameters undetermined)."""
+
+
+def unpinned_parameters(law: Law, lower: np.ndarray, upper: np.ndarray) -> list[str]:
+    """The fitted law's free parameters that its points leave undetermined: a 1-sigma error
+    larger than the value (or not finite). A parameter at a bound of the fit (`lower`, `upper`)
+    is left out: there the Gauss-Newton error measures no spread, the bound holds it."""
+    values, errors = law.params_, law.param_errors_
+    near = 1e-6 * np.maximum(1.0, np.abs(values))
+    at_bound = (values <= lower + near) | (values >= upper - near)
+    fixed = law.fixed_parameters()
+    return [
+        name
+        for name, value, error, bound in zip(law.param_names, values, errors, at_bound, strict=True)
+        if name not in fixed and not bound and not error <= abs(value)
+    ]
+
+
 def _is_real(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -659,11 +760,20 @@ def robust_least_squares(
     """Bounded trust-region least squares with a Huber loss of scale `huber_delta` on the
     residuals: the one solver of every fit. With `weights` (how many points each residual stands
     for, the residual scaled by the square root of its weight), a residual's Huber loss is its
-    weight times that of the unscaled residual."""
+    weight times that of the unscaled residual.
+
+    The solver runs with one BLAS thread: its matrices (a few thousand rows by the law's few
+    parameters) are too small to share out, and a multithreaded BLAS on busy cores spins,
+    which made a fit of a million-point log take 2.2x the wall time (BENCHMARKS.md, "Long
+    logs")."""
     from scipy import optimize  # costs 0.3 s to import: only fits need it, not listing laws
+    from threadpoolctl import threadpool_limits
 
     loss: Any = "huber" if weights is None else _weighted_huber(weights)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with (
+        np.errstate(over="ignore", invalid="ignore", divide="ignore"),
+        threadpool_limits(limits=1, user_api="blas"),
+    ):
         return optimize.least_squares(
             objective,
             start,

@@ -171,16 +171,27 @@ class WhatIf:
 @dataclasses.dataclass(frozen=True)
 class ScoredWhatIf:
     """A what-if with the law's final loss and band, and its gain over the planned run
-    (positive: lower)."""
+    (positive: lower) with the band of that difference from the same fit (`Law.compare_final`;
+    None without replicates, and for the planned run itself)."""
 
     whatif: WhatIf
     final_loss: float
     low: float
     high: float
     gain: float
+    gain_low: float | None = None
+    gain_high: float | None = None
+
+    @property
+    def separated(self) -> bool:
+        """Whether the fit tells this what-if from the planned run: its gain's band excludes 0."""
+        if self.gain_low is None or self.gain_high is None:
+            return False
+        return self.gain_low > 0 or self.gain_high < 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: kind, label, total, start, final_loss, low, high, gain."""
+        """JSON form: kind, label, total, start, final_loss, low, high, gain, gain_low,
+        gain_high, separated."""
         item = self.whatif
         return {
             "kind": item.kind,
@@ -191,6 +202,9 @@ class ScoredWhatIf:
             "low": self.low,
             "high": self.high,
             "gain": self.gain,
+            "gain_low": self.gain_low,
+            "gain_high": self.gain_high,
+            "separated": self.separated,
         }
 
 
@@ -353,7 +367,9 @@ def score_whatifs(
 
     def scored(item: WhatIf) -> ScoredWhatIf:
         final, low, high = score(law, item, level)
-        return ScoredWhatIf(item, final, low, high, base - final)
+        # The gain's own band: most of each forecast's band is error the two share.
+        difference = law.compare_final(planned.lr, item.lr, level)
+        return ScoredWhatIf(item, final, low, high, base - final, difference.low, difference.high)
 
     starts = [scored(item) for item in whatifs if item.kind == "cooldown"]
     best = min(starts, key=lambda item: item.final_loss) if starts else None

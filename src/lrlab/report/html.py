@@ -1,5 +1,6 @@
 """The study report: one self-contained HTML file (plots embedded as PNG data), readable on a
-laptop screen without scrolling sideways.
+laptop and on a phone (420 px) without scrolling the page sideways: numbers never wrap inside
+themselves, a table too wide for the screen scrolls in its own box, figures shrink to fit.
 
 Every string that comes from the user or their files (run names, paths, specs, metadata) goes
 through `html.escape`; the page has no script.
@@ -17,7 +18,7 @@ _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
        color: #1d2733; background: #f6f7f9; line-height: 1.45; }
 main { max-width: 980px; margin: 0 auto; padding: 24px 20px 48px; }
-h1 { font-size: 1.6em; margin: 0 0 4px; }
+h1 { font-size: 1.6em; margin: 0 0 4px; overflow-wrap: anywhere; }
 h2 { font-size: 1.2em; margin: 32px 0 8px; border-bottom: 1px solid #d9dee5; padding-bottom: 4px; }
 .muted { color: #5c6b7a; font-size: 0.9em; }
 .card { background: #fff; border: 1px solid #d9dee5; border-radius: 8px; padding: 14px 18px;
@@ -27,14 +28,22 @@ h2 { font-size: 1.2em; margin: 32px 0 8px; border-bottom: 1px solid #d9dee5; pad
 code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 0.85em; }
 pre { background: #f0f2f5; padding: 8px 10px; border-radius: 6px; white-space: pre-wrap;
       overflow-wrap: anywhere; word-break: break-word; margin: 6px 0; }
-table { border-collapse: collapse; width: 100%; table-layout: fixed; background: #fff;
-        font-size: 0.92em; }
-th, td { border: 1px solid #d9dee5; padding: 5px 8px; text-align: left;
-         overflow-wrap: anywhere; vertical-align: top; }
+.scroll { overflow-x: auto; margin: 8px 0; }
+table { border-collapse: collapse; width: 100%; background: #fff; font-size: 0.92em; }
+th, td { border: 1px solid #d9dee5; padding: 5px 8px; text-align: left; vertical-align: top; }
 th { background: #eef1f5; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; height: auto; display: block; margin: 8px auto; background: #fff;
-      border: 1px solid #d9dee5; border-radius: 6px; }
+td.num, .n { white-space: nowrap; }
+td code, .name { overflow-wrap: anywhere; }
+img { display: block; width: 100%; max-width: 720px; height: auto; margin: 8px auto;
+      background: #fff; border: 1px solid #d9dee5; border-radius: 6px; box-sizing: border-box; }
+@media (max-width: 600px) {
+  main { padding: 16px 8px 32px; }
+  h1 { font-size: 1.35em; }
+  .card { padding: 10px 10px; }
+  table { font-size: 0.76em; }
+  th, td { padding: 3px; }
+}
 """
 
 
@@ -49,8 +58,9 @@ def _number(value: Any, digits: int = 4) -> str:
 
 
 def _band(values: Iterable[float]) -> str:
+    """``[low, high]``, which may wrap between its numbers but never inside one."""
     low, high = values
-    return f"[{_number(low)}, {_number(high)}]"
+    return f'<span class="n">[{_number(low)},</span> <span class="n">{_number(high)}]</span>'
 
 
 def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
@@ -64,12 +74,28 @@ def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozens
         + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # In its own box: a table wider than a phone's screen scrolls there, not the whole page.
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _image(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _simple_equivalent(simple: Mapping[str, Any] | None) -> str:
+    """Beside a free-form recommendation, the nearest WSD or two-stage spec and its forecast
+    (`lrlab.design.simple_family`); nothing where the recommendation is simple already."""
+    if not simple:
+        return ""
+    return (
+        f"<p>Nearest simple schedule ({_e(simple['fitted_by'])}): <code>{_e(simple['text'])}"
+        f"</code>, forecast final loss {_number(simple['final_loss'])} "
+        f'<span class="muted">band {_band(simple["band"])}</span></p>'
+    )
 
 
 def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
@@ -93,6 +119,7 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
             f"<details><summary>lrlab spec (for <code>--schedule</code>, the adapters and the wind "
             f"tunnel)</summary><pre>{_e(best['text'])}</pre></details>"
         ),
+        _simple_equivalent(summary.get("simple_equivalent")),
         _table(
             ["compared with", "forecast final loss", "band", "recommended gains"],
             [
@@ -100,14 +127,17 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
                     _e(name),
                     _number(c["final_loss"]),
                     _band(c["band"]),
+                    # Coloured only where the band of the difference excludes 0 (study_report).
                     (
-                        f'<span class="{"good" if c["gain"] >= 0 else "bad"}">'
-                        f"{c['gain']:+.4f}</span>"
+                        f'<span class="{"good" if c["gain"] > 0 else "bad"}">'
+                        f"{_e(c['gain_text'])}</span>"
+                        if c["separated"]
+                        else _e(c["gain_text"])
                     ),
                 ]
                 for name, c in summary["comparisons"].items()
             ],
-            numeric={1, 3},
+            numeric={1},
         ),
         "</div>",
     ]
@@ -115,6 +145,7 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
         parts += [
             "<h2>Forecasts checked by training</h2>",
             "<p>These schedules were trained after the forecast was made.</p>",
+            *(f"<p><b>{_e(v['text'])}</b></p>" for v in summary.get("verdicts", [])),
             _table(
                 ["schedule", "forecast", "band", "measured", "error", "inside band"],
                 [
@@ -151,11 +182,12 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
         "<h2>Fit to the runs</h2>",
         _image(figures["fit"], "observed vs fitted loss"),
         _table(
-            ["run", "source", "last step", "final loss", "fit PredE", "band coverage"],
+            ["run and its file", "last step", "final loss", "fit PredE", "band coverage"],
             [
                 [
-                    _e(r["name"]),
-                    f"<code>{_e(r['source'])}</code>",
+                    # The file under the name, not in a column of its own: a path is long, and
+                    # beside the numbers it would squeeze them off a phone's screen.
+                    f'<span class="name">{_e(r["name"])}</span><br><code>{_e(r["source"])}</code>',
                     _e(r["last_step"]),
                     _number(r["final_loss"]),
                     _number(r["fit_PredE"], 5),
@@ -163,7 +195,7 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
                 ]
                 for r in summary["runs"]
             ],
-            numeric={2, 3, 4, 5},
+            numeric={1, 2, 3, 4},
         ),
         (
             '<p class="muted">Parameters, bands and every number on this page are in '
@@ -186,7 +218,10 @@ def _law_table(summary: Mapping[str, Any]) -> str:
         if "error" in scores:
             rows.append([f"{_e(name)}", "–", "–", _e(scores["error"])])
             continue
-        per_run = "; ".join(f"{_e(run)}: {s['PredE']:.5f}" for run, s in scores["runs"].items())
+        per_run = "; ".join(
+            f'{_e(run)}: <span class="n">{s["PredE"]:.5f}</span>'
+            for run, s in scores["runs"].items()
+        )
         rows.append(
             [
                 f"<b>{_e(name)}</b>{chosen}" if chosen else _e(name),

@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from lrlab.errors import LrlabError
+from lrlab.errors import LrlabError, LrlabWarning
 
 # The largest learning rate accepted: far above any optimiser's (SGD with LARS stays under 100),
 # so a larger one is a unit mix-up or damage, and it would overflow the laws' LR sums.
 MAX_LR = 1e3
 
 
-class RunWarning(UserWarning):
+class RunWarning(LrlabWarning):
     """A run was read, but something in it deserves a look (dropped points, sparse LR log)."""
 
 

@@ -4,9 +4,10 @@ Rule (also in the docs): when a schedule spec is given (``--schedule SPEC`` or a
 ``<run>.schedule.json``), ``lr[t] = schedule(t)`` for every step. Otherwise the logged ``lr`` values
 are linearly interpolated between logged steps, with ``lr = 0`` at step 0 when the first logged step
 is later (training starts from LR 0 as under a warmup), and held at the last logged value after the
-last logged LR step. Interpolation cannot see a schedule's shape between logged points, so a warning
-is given when logged LR points are far apart (a gap over `SPARSE_GAP_FRACTION` of the run and
-over `SPARSE_GAP_MIN_STEPS` steps).
+last logged LR step. Where the logged ramp shows the warmup ending between two logged points, or a
+warmup is given, the LR reaches the peak there (`lrlab.runs.warmup`). Interpolation cannot see a
+schedule's shape between logged points, so a warning is given when logged LR points are far apart
+(a gap over `SPARSE_GAP_FRACTION` of the run and over `SPARSE_GAP_MIN_STEPS` steps).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from lrlab.errors import LrlabError
 from lrlab.runs.model import MAX_LR, RunWarning
+from lrlab.runs.warmup import Warmup, logged_warmup
 from lrlab.schedules import MAX_STEPS
 
 SPARSE_GAP_FRACTION = 0.05
@@ -40,18 +42,32 @@ def lr_from_schedule(schedule: Any, last_step: int, source: str) -> np.ndarray:
     return lr
 
 
-def lr_from_logged(lr_steps: np.ndarray, lr: np.ndarray, last_step: int, source: str) -> np.ndarray:
+def lr_from_logged(
+    lr_steps: np.ndarray,
+    lr: np.ndarray,
+    last_step: int,
+    source: str,
+    *,
+    warmup: int | None = None,
+) -> np.ndarray:
     """Per-step LR for steps 0..last_step by linear interpolation of logged ``(step, lr)``
-    points."""
+    points (and the end of the warmup, `lrlab.runs.warmup`; `warmup` if given)."""
+    return logged_lr_and_warmup(lr_steps, lr, last_step, source, warmup)[0]
+
+
+def logged_lr_and_warmup(
+    lr_steps: np.ndarray, lr: np.ndarray, last_step: int, source: str, warmup: int | None
+) -> tuple[np.ndarray, Warmup]:
+    """`lr_from_logged`, and the run's warmup as `lrlab.runs.warmup.logged_warmup` finds it."""
     if lr_steps.size == 0:
         raise LrlabError(
             f"{source}: no 'lr' values and no schedule; pass --schedule SPEC, write a sidecar "
             "<run>.schedule.json, or map the LR column with --columns lr=NAME"
         )
-    if lr_steps[0] > 0:
-        lr_steps = np.concatenate([[0], lr_steps])
-        lr = np.concatenate([[0.0], lr])
+    found, lr_steps, lr = logged_warmup(lr_steps, lr, warmup, source)
     gaps = np.diff(np.append(lr_steps, max(last_step, lr_steps[-1])))
+    if found.steps and lr_steps.size > 1 and lr_steps[1] == found.steps:
+        gaps[0] = 0  # a known warmup from LR 0: a straight ramp, as lrlab's warmups are
     largest = int(gaps.max()) if gaps.size else 0
     if largest > max(SPARSE_GAP_FRACTION * last_step, SPARSE_GAP_MIN_STEPS):
         where = int(lr_steps[int(np.argmax(gaps))])
@@ -59,6 +75,6 @@ def lr_from_logged(lr_steps: np.ndarray, lr: np.ndarray, last_step: int, source:
             f"{source}: logged LR points are up to {largest} steps apart (after step {where}); "
             "per-step LR is linearly interpolated there, pass --schedule SPEC for the exact LR",
             RunWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return np.interp(np.arange(last_step + 1), lr_steps, lr)
+    return np.interp(np.arange(last_step + 1), lr_steps, lr), found

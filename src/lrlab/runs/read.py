@@ -18,10 +18,12 @@ from lrlab.errors import LrlabError
 from lrlab.mapping_file import read_mapping
 from lrlab.runs.columns import choose_columns, pick_column, table_records
 from lrlab.runs.model import Run, RunWarning
-from lrlab.runs.per_step_lr import lr_from_logged, lr_from_schedule
+from lrlab.runs.per_step_lr import logged_lr_and_warmup, lr_from_schedule
 from lrlab.runs.records import Records, clean
 from lrlab.runs.tables import Chooser, Table, read_delimited, read_jsonl, read_parquet
 from lrlab.runs.tensorboard import event_files, read_scalars
+from lrlab.runs.warmup import schedule_warmup
+from lrlab.schedules import MAX_STEPS
 
 # Each reader takes the path and a `Chooser` of the columns to keep.
 TABLE_READERS = {
@@ -126,6 +128,7 @@ def read_run(
     schedule: Any = None,
     columns: Mapping[str, str] | None = None,
     name: str | None = None,
+    warmup: int | None = None,
 ) -> Run:
     """Read a run from a log file and build its per-step LR.
 
@@ -133,15 +136,22 @@ def read_run(
     sidecar ``<run>.schedule.json`` is used, else the logged ``lr`` values are interpolated (see
     `lrlab.runs.per_step_lr`). `columns` maps ``step``/``loss``/``lr`` to the file's column (or tag)
     names. Resumed runs may log overlapping segments: the last value per step wins.
+
+    The run's warmup, and where it was found, go in its metadata (``warmup``, ``warmup_from``):
+    `warmup` if given (it also shapes an interpolated LR before the peak), else from the schedule
+    or the logged LR, None where the log starts after the warmup (`lrlab.runs.warmup`).
     """
     path = Path(path)
     if not path.exists():
         raise LrlabError(f"{path}: no such file")
+    whole = isinstance(warmup, int | np.integer) and not isinstance(warmup, bool)
+    if warmup is not None and not (whole and 0 <= warmup <= MAX_STEPS):
+        raise LrlabError(f"{path}: warmup={warmup!r} must be a whole number of steps >= 0")
     mapping = dict(columns or {})
+    chosen: dict[str, str | None] = {}
     if is_tensorboard(path):
         records, log_format = tensorboard_records(path, mapping), "tensorboard"
     else:
-        chosen: dict[str, str | None] = {}
 
         def choose(names: Sequence[str]) -> list[str]:
             chosen.update(choose_columns(names, mapping, str(path)))
@@ -154,14 +164,17 @@ def read_run(
     spec, origin = schedule, str(path)
     if spec is None and (sidecar := sidecar_schedule(path)) is not None:
         spec, origin = sidecar[0], str(sidecar[1])
-    metadata: dict[str, Any] = {"format": log_format}
+    # The loss column's name tells which loss it is (training or validation) on report axes.
+    metadata: dict[str, Any] = {"format": log_format, "loss_column": chosen.get("loss")}
     if spec is not None:
         lr = _schedule_lr(spec, last_step, origin)
         _warn_if_schedule_disagrees(lr, log.lr_steps, log.lr, str(path))
         metadata["lr_source"] = "schedule"
         metadata["schedule"] = spec if isinstance(spec, str | dict) else spec.to_spec()
+        found = schedule_warmup(lr, warmup, str(path))
     else:
-        lr = lr_from_logged(log.lr_steps, log.lr, last_step, str(path))
+        lr, found = logged_lr_and_warmup(log.lr_steps, log.lr, last_step, str(path), warmup)
         metadata["lr_source"] = "interpolated"
+    metadata.update(found.metadata())
     run_name = name or (path.name if path.is_dir() else path.stem)
     return Run(run_name, lr, log.steps, log.loss, source=str(path), metadata=metadata)

@@ -178,8 +178,12 @@ class TrainConfig:
     tensorboard: bool = flag(False, help="also log to TensorBoard (needs the tensorboard package)")
     progress: str = choice(
         "auto",
-        help="progress bar on stderr: auto (when a terminal), on, off",
-        choices=("auto", "on", "off"),
+        help="progress on stderr: auto (a bar on a terminal, else a line every "
+        "progress_seconds), on (the bar), lines, off",
+        choices=("auto", "on", "lines", "off"),
+    )
+    progress_seconds: float = real(
+        10.0, help="seconds between progress lines (when not a bar)", low=0.0
     )
     branch_from: str | None = text(
         None,

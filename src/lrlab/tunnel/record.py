@@ -1,4 +1,4 @@
-"""What a run writes: per-step and per-eval CSV logs, ``record.json``, a progress bar, TensorBoard.
+"""What a run writes: per-step and per-eval CSV logs, ``record.json``, progress, TensorBoard.
 
 The CSV files are appended one row at a time and flushed, so a killed run loses at most the row
 being written; on resume `CsvLog` drops the rows after the checkpoint (and a torn last line), so
@@ -137,36 +137,91 @@ def _finite(value: Any) -> Any:
     return value
 
 
-class Progress:
-    """A one-line progress bar on stderr: step, loss, tokens/s and ETA, redrawn at most 5x/s."""
+def progress_style(setting: str, stream: TextIO) -> str:
+    """``bar``, ``lines`` or ``off`` for the `train.progress` setting on `stream`: ``auto`` is
+    the bar on a terminal and lines elsewhere (in a pipe or a log file a redrawn bar is one
+    endless line), ``on`` the bar anywhere, ``lines`` lines anywhere."""
+    if setting == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return "bar" if isatty is not None and isatty() else "lines"
+    return {"on": "bar", "lines": "lines", "off": "off"}[setting]
 
-    def __init__(self, total: int, start: int, enabled: bool, stream: TextIO = sys.stderr) -> None:
-        self.total, self.start, self.enabled, self.stream = total, start, enabled, stream
+
+class Progress:
+    """What a run tells its user on stderr while it trains: step, loss, tokens/s and time left.
+
+    As a ``bar`` it is one line redrawn at most 5x/s; as ``lines`` (stderr is a pipe or a file,
+    or runs train side by side) it is a line ``lrlab: train NAME: step 1250/5000 loss 3.4100
+    12.3k tok/s, 1m40s left`` at most every `every` seconds and at the last step, so a log shows
+    the run moving without a line per step; ``off`` shows nothing. `note` writes one-off
+    messages (what a resume found) in the same voice."""
+
+    def __init__(
+        self,
+        name: str,
+        total: int,
+        start: int,
+        style: str,
+        *,
+        every: float = 10.0,
+        stream: TextIO | None = None,
+    ) -> None:
+        if style not in ("bar", "lines", "off"):
+            raise ValueError(f"progress style {style!r}")
+        self.name, self.total, self.start, self.style, self.every = name, total, start, style, every
+        self.stream = sys.stderr if stream is None else stream
         self.began = time.perf_counter()
-        self.last_draw = 0.0
+        self.last_draw = -math.inf
+        self.drawn = False  # a bar is on screen, unfinished: a note starts on a new line
+
+    def note(self, message: str) -> None:
+        """One line ``lrlab: train NAME: message``, unless the progress is off."""
+        if self.style == "off":
+            return
+        self._end_bar()
+        self.stream.write(f"lrlab: train {self.name}: {message}\n")
+        self.stream.flush()
 
     def update(self, step: int, loss: float, tokens_per_s: float) -> None:
-        """Show the state after `step` (0-based) finished."""
+        """Show the state after `step` (0-based) finished, if it is time to."""
+        if self.style == "off":
+            return
         now = time.perf_counter()
         done = step + 1
-        if not self.enabled or (now - self.last_draw < 0.2 and done < self.total):
+        # The first step of this process waits out an interval too: a line then would show
+        # only the start-up, not a rate.
+        last = self.began if self.last_draw == -math.inf else self.last_draw
+        pause = 0.2 if self.style == "bar" else self.every
+        if now - last < pause and done < self.total:
             return
         self.last_draw = now
         rate = (done - self.start) / max(now - self.began, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else math.inf
-        width = 24
-        filled = int(width * done / self.total)
-        bar = "#" * filled + "." * (width - filled)
-        self.stream.write(
-            f"\r[{bar}] {done}/{self.total} loss {loss:.4f} "
-            f"{tokens_per_s / 1000:.1f}k tok/s ETA {_duration(eta)}   "
-        )
+        left = (self.total - done) / rate if rate > 0 else math.inf
+        speed = f"{tokens_per_s / 1000:.1f}k tok/s"
+        if self.style == "lines":
+            self.stream.write(
+                f"lrlab: train {self.name}: step {done}/{self.total} loss {loss:.4f} {speed}, "
+                f"{_duration(left)} left\n"
+            )
+        else:
+            width = 24
+            filled = int(width * done / self.total)
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(
+                f"\r[{bar}] {done}/{self.total} loss {loss:.4f} {speed} ETA {_duration(left)}   "
+            )
+            self.drawn = True
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        """End the bar's line (lines need no ending)."""
+        self._end_bar()
+
+    def _end_bar(self) -> None:
+        if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
+            self.drawn = False
 
 
 def _duration(seconds: float) -> str:
