@@ -360,7 +360,11 @@ def run_case(case: Case, top: Path, fixtures: Path) -> tuple[str, str, float]:
         result = run_lrlab(folder, case.argv, timeout=case.timeout, memory=memory)
     after = _snapshot(folder)
     changed = [name for name, digest in before.items() if after.get(name) != digest]
-    changed = [name for name in changed if name not in case.writes]
+    changed = [  # a folder in `writes` allows the files in it (pruned checkpoints)
+        name
+        for name in changed
+        if name not in case.writes and not any(name.startswith(f"{w}/") for w in case.writes)
+    ]
     changed += [f"outside: {name}" for name in sorted(_outside(top, folder) - outside)]
     outcome, reason = classify(case, result, changed, folder)
     shutil.rmtree(folder, ignore_errors=True)
@@ -1111,7 +1115,12 @@ def _interrupted_sweep(folder: Path, env: dict[str, str]) -> Result:
         out, err = process.communicate()
         return Result(-9, "", err.decode("utf-8", "replace"), time.perf_counter() - began, True)
     # "lrlab: interrupted" is the one line an interrupt prints: count it as the clear error.
-    stderr = err.decode("utf-8", "replace").replace("lrlab: interrupted", "lrlab: error: stop")
+    # What the sweep printed before it is its progress (a line every few seconds), not part of
+    # what the interrupt says; a traceback anywhere still counts.
+    stderr = err.decode("utf-8", "replace")
+    if "Traceback" not in stderr and "lrlab: interrupted" in stderr:
+        stderr = stderr[stderr.index("lrlab: interrupted") :]
+    stderr = stderr.replace("lrlab: interrupted", "lrlab: error: stop")
     return Result(
         process.returncode, out.decode("utf-8", "replace"), stderr, time.perf_counter() - began
     )
@@ -1240,6 +1249,9 @@ def tunnel_cases() -> list[Case]:
             "study: JSON spec string",
             study,
             owner="hostile",
+            timeout=300,
+            expect="ok",  # a JSON spec keeps its braces: only {name} of a known name is filled
+            verify=written("st/report.html"),
             files=_study_config({"a": '{"name": "constant", "peak": 0.001}', "b": placeholder}),
         ),
     ]

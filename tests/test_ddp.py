@@ -27,6 +27,7 @@ from lrlab.tunnel.config import config_from_dict
 from lrlab.tunnel.data import Batches
 from lrlab.tunnel.distributed import Processes, from_environment, joined, launch
 from lrlab.tunnel.train import Trainer, train, train_processes
+from tunnel_helpers import tiny_config
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 GLOO = torch.distributed.is_available() and torch.distributed.is_gloo_available()
@@ -35,22 +36,14 @@ STEPS = 60
 
 
 def tiny(tmp_path: Path) -> dict[str, Any]:
-    """A run of a few seconds: 2 layers of width 32 on 60 kB of English, batch 4 (2 a rank)."""
-    return {
-        "model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
-        "data": {"corpus": "english", "max_bytes": 60_000, "cache_dir": str(tmp_path / "cache")},
-        "train": {
-            "steps": STEPS,
-            "batch_size": 4,
-            "seq_len": 32,
-            "eval_interval": 20,
-            "eval_batches": 3,  # an odd count: rank 0 evaluates two batches, rank 1 one
-            "checkpoint_interval": 10,
-            "threads": 1,
-            "progress": "off",
-            "schedule": f"wsd(peak=3e-3, total={STEPS}, warmup=5, cooldown_fraction=0.3)",
-        },
-    }
+    """A run of a few seconds (`tunnel_helpers.tiny_config`), batch 4 (2 a rank)."""
+    return tiny_config(
+        tmp_path,
+        steps=STEPS,
+        eval_interval=20,
+        eval_batches=3,  # an odd count: rank 0 evaluates two batches, rank 1 one
+        schedule=f"wsd(peak=3e-3, total={STEPS}, warmup=5, cooldown_fraction=0.3)",
+    )
 
 
 def rows(path: Path) -> list[dict[str, str]]:

@@ -27,29 +27,15 @@ from lrlab.tunnel import checkpoint
 from lrlab.tunnel.config import config_from_dict
 from lrlab.tunnel.sweep import load_sweep, run_sweep
 from lrlab.tunnel.train import train
+from tunnel_helpers import tiny_config
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC), "LRLAB_THREADS": "1"}
 
 
 def tiny(tmp_path: Path, **train_fields: Any) -> dict[str, Any]:
-    """A run config of about a second: 2 layers of width 32 on 60 kB of English."""
-    return {
-        "model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
-        "data": {"corpus": "english", "max_bytes": 60_000, "cache_dir": str(tmp_path / "cache")},
-        "train": {
-            "steps": 30,
-            "batch_size": 4,
-            "seq_len": 32,
-            "eval_interval": 10,
-            "eval_batches": 2,
-            "checkpoint_interval": 10,
-            "threads": 1,
-            "progress": "off",
-            "schedule": "constant(peak=3e-3, warmup=3)",
-            **train_fields,
-        },
-    }
+    """A run config of about a second (`tunnel_helpers.tiny_config`) with a constant LR."""
+    return tiny_config(tmp_path, **{"schedule": "constant(peak=3e-3, warmup=3)", **train_fields})
 
 
 def write(path: Path, data: dict[str, Any]) -> Path:

@@ -31,6 +31,7 @@ from lrlab.report.study_report import Analysis
 from lrlab.runs import Run
 from lrlab.schedules import from_spec, parse
 from lrlab.study import TunnelRun, recommend, short_description, train_tunnel_runs
+from tunnel_helpers import tiny_config
 
 LINE = re.compile(
     r"lrlab: train (?P<name>\S+): step (?P<done>\d+)/(?P<total>\d+) loss \d+\.\d{4} "
@@ -41,22 +42,12 @@ WSD = f"peak={PEAK}, total={BUDGET}, warmup={WARMUP}"
 
 
 def tiny_run(tmp_path: Path, steps: int = 30, **train: Any) -> dict[str, Any]:
-    """A run config of a second or two (2 layers of width 32 on 60 kB of English)."""
-    return {
-        "model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
-        "data": {"corpus": "english", "max_bytes": 60_000, "cache_dir": str(tmp_path / "cache")},
-        "train": {
-            "steps": steps,
-            "batch_size": 4,
-            "seq_len": 32,
-            "eval_interval": 10,
-            "eval_batches": 2,
-            "checkpoint_interval": 10,
-            "threads": 1,
-            "schedule": f"cosine(peak=3e-3, total={steps}, warmup=3)",
-            **train,
-        },
-    }
+    """A run config of a second or two (`tunnel_helpers.tiny_config`), progress as configured
+    by default."""
+    data = tiny_config(tmp_path, steps=steps, **train)
+    if "progress" not in train:
+        del data["train"]["progress"]
+    return data
 
 
 def lrlab(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -177,3 +177,12 @@ def test_the_readme_examples_run_after_the_first_command(tmp_path):
             )
             assert (done.stdout + done.stderr).splitlines() == expected
     assert checked >= 15 and stopped >= 1  # the examples were found; one needs an extra
+
+
+def test_the_sweep_files_the_readme_names_are_valid_sweeps():
+    from lrlab.tunnel.sweep import load_sweep
+
+    named = set(re.findall(r"lrlab sweep --config (\S+)", README))
+    assert named == {"examples/sweep.yaml"}
+    for path in named:
+        assert len(load_sweep(ROOT / path).runs()) == 4

@@ -25,30 +25,14 @@ from lrlab.schedules import parse
 from lrlab.tunnel import checkpoint
 from lrlab.tunnel.config import config_from_dict
 from lrlab.tunnel.train import RunState, Trainer, train
+from tunnel_helpers import tiny_config
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def tiny(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
-    """A run config of a few seconds: 2 layers of width 32 on 60 kB of English."""
-    data: dict[str, Any] = {
-        "model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
-        "data": {"corpus": "english", "max_bytes": 60_000, "cache_dir": str(tmp_path / "cache")},
-        "train": {
-            "steps": 30,
-            "batch_size": 4,
-            "seq_len": 32,
-            "eval_interval": 10,
-            "eval_batches": 2,
-            "checkpoint_interval": 10,
-            "threads": 1,
-            "progress": "off",
-            "schedule": "cosine(peak=3e-3, total=30, warmup=3)",
-        },
-    }
-    for name, values in sections.items():
-        data[name] = {**data.get(name, {}), **values}
-    return data
+    """A run config of a few seconds (`tunnel_helpers.tiny_config`), sections overridden."""
+    return tiny_config(tmp_path, sections=sections)
 
 
 def rows(path: Path) -> list[dict[str, str]]:

@@ -20,6 +20,7 @@ from lrlab.cli.run_options import (
     check_outputs,
     describe_warmup,
     number_text,
+    quality_rows,
     read_runs_from_args,
     report_progress,
     report_written,
@@ -116,17 +117,6 @@ def run_laws(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quality_rows(law: Law, runs: list[Run]) -> dict[str, dict[str, float]]:
-    """Fit quality per run, over the points a law predicts (none before the first step with a
-    positive LR, such as a step 0 logged with LR 0)."""
-    rows = {}
-    for run in runs:
-        pred = law.predict_run(run)
-        defined = np.isfinite(pred)
-        rows[run.name] = evaluate(run.loss[defined], pred[defined])
-    return rows
-
-
 def run_fit(args: argparse.Namespace) -> int:
     """``lrlab fit``: fit, print parameters and fit quality, optionally save."""
     if args.size_law or args.params:
@@ -154,7 +144,7 @@ def run_fit(args: argparse.Namespace) -> int:
     for name, path in outputs.items():
         laws[name].save(path)
         report_written(path)
-    quality = {name: _quality_rows(law, groups[name]) for name, law in laws.items()}
+    quality = {name: quality_rows(law, groups[name]) for name, law in laws.items()}
     if args.json:
         reports = {name: {**law.to_dict(), "quality": quality[name]} for name, law in laws.items()}
         print(json.dumps(_defined(reports if args.joint else reports[""]), indent=2))

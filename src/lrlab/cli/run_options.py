@@ -17,6 +17,7 @@ import numpy as np
 
 from lrlab.cli import arguments
 from lrlab.errors import LrlabError, LrlabWarning
+from lrlab.laws import Law, evaluate
 from lrlab.runs import Run, read_run
 from lrlab.runs.columns import parse_column_mapping
 
@@ -188,3 +189,14 @@ def _is_file(path: str) -> bool:
         return Path(path).is_file()
     except OSError:
         return False
+
+
+def quality_rows(law: Law, runs: Iterable[Run]) -> dict[str, dict[str, float]]:
+    """Fit quality per run, over the points a law predicts (none before the first step with a
+    positive LR, such as a step 0 logged with LR 0)."""
+    rows = {}
+    for run in runs:
+        pred = law.predict_run(run)
+        defined = np.isfinite(pred)
+        rows[run.name] = evaluate(run.loss[defined], pred[defined])
+    return rows

@@ -20,12 +20,13 @@ import numpy as np
 from lrlab.cli.run_options import (
     check_outputs,
     describe_warmup,
+    quality_rows,
     read_runs_from_args,
     report_progress,
     report_written,
 )
 from lrlab.errors import LrlabError, brief
-from lrlab.laws import Law, SizeLaw, evaluate
+from lrlab.laws import Law, SizeLaw
 from lrlab.laws.sizes import count_in_name, describe_count, parse_count
 from lrlab.runs import Run
 
@@ -167,7 +168,7 @@ def run_size_fit(args: argparse.Namespace) -> int:
     if args.output:
         law.save(args.output)
         report_written(args.output)
-    quality = {name: _quality(law.at(sizes[name]), members) for name, members in groups.items()}
+    quality = {name: quality_rows(law.at(sizes[name]), members) for name, members in groups.items()}
     if args.json:
         from lrlab.live.background import json_safe
 
@@ -175,16 +176,6 @@ def run_size_fit(args: argparse.Namespace) -> int:
         return 0
     _print_size_fit(law, quality)
     return 0
-
-
-def _quality(law: Law, runs: list[Run]) -> dict[str, dict[str, float]]:
-    """Fit quality of each run at its size, over the points the law predicts."""
-    rows = {}
-    for run in runs:
-        pred = law.predict_run(run)
-        defined = np.isfinite(pred)
-        rows[run.name] = evaluate(run.loss[defined], pred[defined])
-    return rows
 
 
 def _print_size_fit(law: SizeLaw, quality: dict[str, dict[str, dict[str, float]]]) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from lrlab.laws.base import (
 )
 from lrlab.laws.registry import get_law
 from lrlab.runs.model import Run
+
+if TYPE_CHECKING:
+    from scipy import optimize
 
 
 def fit_joint(
@@ -71,16 +74,7 @@ def fit_joint(
     problem = JointProblem(template, shared, separate, groups)
     if progress:
         progress(f"joint fit: {len(groups)} groups, shared {', '.join(shared)}")
-    result = robust_least_squares(
-        problem.objective,
-        problem.jacobian,
-        problem.start(),
-        problem.lower,
-        problem.upper,
-        template.huber_delta,
-        max_evals=600,
-        weights=problem.huber_weights(),
-    )
+    result = problem.solve(template.huber_delta, max_evals=600)
     shared_values = dict(zip(shared, map(float, result.x[problem.shared_slots]), strict=True))
     shared_errors = problem.shared_errors(result)
     fitted = {}
@@ -144,6 +138,23 @@ class JointProblem:
         own = [law.params_[self.own_index] for law in self.laws]
         shared = np.median([law.params_[self.shared_index] for law in self.laws], axis=0)
         return np.clip(np.concatenate([*own, shared]), self.lower, self.upper)
+
+    def solve(
+        self, huber_delta: float, max_evals: int, start: np.ndarray | None = None
+    ) -> optimize.OptimizeResult:
+        """The robust least-squares solution (`robust_least_squares`), from `start` (clipped to
+        the bounds) or from `start()`."""
+        x0 = self.start() if start is None else np.clip(start, self.lower, self.upper)
+        return robust_least_squares(
+            self.objective,
+            self.jacobian,
+            x0,
+            self.lower,
+            self.upper,
+            huber_delta,
+            max_evals=max_evals,
+            weights=self.huber_weights(),
+        )
 
     def group_parameters(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each group's parameter vector at `x` and its derivative by `x`: here a selection,

@@ -66,7 +66,6 @@ from lrlab.laws.base import (
     Law,
     Progress,
     gauss_newton_covariance,
-    robust_least_squares,
 )
 from lrlab.laws.joint import JointProblem, fit_joint
 from lrlab.laws.points import point_residuals
@@ -206,16 +205,7 @@ class SizeLaw:
         problem = _SizeProblem(self, template, shared, start, groups)
         if progress:
             progress(f"size law: {len(groups)} groups at sizes {self._describe_sizes()}")
-        result = robust_least_squares(
-            problem.objective,
-            problem.jacobian,
-            problem.start(),
-            problem.lower,
-            problem.upper,
-            template.huber_delta,
-            max_evals=600,
-            weights=problem.huber_weights(),
-        )
+        result = problem.solve(template.huber_delta, max_evals=600)
         self.x_ = result.x.copy()
         rows = result.jac.shape[0] - sum(p.weights.size - p.points for p in problem.problems)
         self.covariance_ = gauss_newton_covariance(
@@ -242,15 +232,8 @@ class SizeLaw:
                         progress(f"size law: band refit without run {run.name!r} of {name!r}")
                     kept = {**groups, name: groups[name][:index] + groups[name][index + 1 :]}
                     refit = _SizeProblem(self, template, shared, start, kept)
-                    solution = robust_least_squares(
-                        refit.objective,
-                        refit.jacobian,
-                        np.clip(self.x_, refit.lower, refit.upper),
-                        refit.lower,
-                        refit.upper,
-                        template.huber_delta,
-                        max_evals=_REPLICATE_EVALS,
-                        weights=refit.huber_weights(),
+                    solution = refit.solve(
+                        template.huber_delta, max_evals=_REPLICATE_EVALS, start=self.x_
                     )
                     replicates.append(solution.x)
                     left_out.append((name, run))
