@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrlab.cli.run_options import report_progress
 from lrlab.errors import LrlabError
 
 if TYPE_CHECKING:  # the pool's module is for the commands that train, not for the parser
@@ -202,8 +203,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     out = args.out or sweep.out
     if not out:
         raise LrlabError(f"{args.config}: no sweep folder: give --out DIR or 'out' in the config")
-    results = run_sweep(
-        sweep, out, log=lambda line: print(line, file=sys.stderr, flush=True), backend=backend
-    )
+    # One "lrlab:" line each on stderr, as the runs' own progress lines are.
+    results = run_sweep(sweep, out, log=report_progress, backend=backend)
     print(format_table(results))
     return 0 if all(row["status"] in ("finished", "diverged") for row in results["runs"]) else 1
