@@ -17,7 +17,9 @@ file (and the line, where the parser knows it) that never echoes more than a sho
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,17 +115,28 @@ def _too_deep(source: str, limit: int = MAX_DEPTH, line: int | None = None) -> L
     return LrlabError(f"{source}{where}: lists and mappings nested more than {limit} deep")
 
 
-def _load_json(text: str, source: str) -> Any:
+@contextlib.contextmanager
+def _parser_limits(source: str, language: str) -> Iterator[None]:
+    """The failures both parsers share, as one-line errors: nesting too deep for Python's
+    recursion, and an integer of more digits than Python converts (a `ValueError`; lrlab's own
+    errors, `ValueError`s too, pass)."""
     try:
-        data = json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, source))
-    except json.JSONDecodeError as error:
-        raise NotParsed(f"{source}, line {error.lineno}: not valid JSON ({error.msg})") from None
+        yield
     except RecursionError:
         raise _too_deep(source) from None
     except LrlabError:
         raise
-    except ValueError:  # the one other failure: an integer of more digits than Python converts
-        raise LrlabError(f"{source}: not valid JSON (a number of too many digits)") from None
+    except ValueError:
+        raise LrlabError(f"{source}: not valid {language} (a number of too many digits)") from None
+
+
+def _load_json(text: str, source: str) -> Any:
+    with _parser_limits(source, "JSON"):
+        try:
+            data = json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, source))
+        except json.JSONDecodeError as error:
+            line = f"{source}, line {error.lineno}"
+            raise NotParsed(f"{line}: not valid JSON ({error.msg})") from None
     check_depth(data, source)
     return data
 
@@ -139,25 +152,20 @@ def _unique(pairs: list[tuple[str, Any]], source: str) -> dict[str, Any]:
 
 def _load_yaml(text: str, source: str) -> Any:
     loader = _YAML_LOADER(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_nodes(node, source)
-        return loader.construct_document(node)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = " ".join(str(getattr(error, "problem", None) or "not valid YAML").split())
-        raise NotParsed(f"{source}{where}: {problem[:160]}") from None
-    except RecursionError:
-        raise _too_deep(source) from None
-    except LrlabError:
-        raise
-    except ValueError:  # the one other failure: an integer of more digits than Python converts
-        raise LrlabError(f"{source}: not valid YAML (a number of too many digits)") from None
-    finally:
-        loader.dispose()
+    with _parser_limits(source, "YAML"):
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_nodes(node, source)
+            return loader.construct_document(node)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark is not None else ""
+            problem = " ".join(str(getattr(error, "problem", None) or "not valid YAML").split())
+            raise NotParsed(f"{source}{where}: {problem[:160]}") from None
+        finally:
+            loader.dispose()
 
 
 def _check_nodes(root: yaml.Node, source: str) -> None:
