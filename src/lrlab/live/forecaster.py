@@ -108,17 +108,13 @@ class LiveForecast:
             "final_high": self.final_high,
             "planned_cooldown_start": self.planned.whatif.start if self.planned else None,
             "whatif": [item.to_dict() for item in self.whatif],
+            # The best what-if's own JSON, less what every cooldown shares (kind, label, total).
             "best_cooldown": None
             if best is None
             else {
-                "start": best.whatif.start,
-                "final_loss": best.final_loss,
-                "low": best.low,
-                "high": best.high,
-                "gain": best.gain,
-                "gain_low": best.gain_low,
-                "gain_high": best.gain_high,
-                "separated": best.separated,
+                key: value
+                for key, value in best.to_dict().items()
+                if key not in ("kind", "label", "total")
             },
             "notes": list(self.notes),
             "fit_seconds": self.fit_seconds,
