@@ -418,28 +418,36 @@ class Law(abc.ABC):
         that). benchmarks/difference_band.py scores the band against measured differences of
         held-out runs (BENCHMARKS.md). A fit without replicates (``bands=False``) gives no band:
         `low`, `high` and `sd` are None."""
+        return self.compare_finals(self.final_replicas(lr_a), self.final_replicas(lr_b), level)
+
+    def final_replicas(self, lr: np.ndarray) -> np.ndarray:
+        """The forecast final loss of per-step LR `lr` (at its last step) from the fitted
+        parameters, then from each replicate fit: what `compare_finals` takes, so that a
+        schedule compared with many is forecast once."""
+        self._require_fitted()
+        lr, last = check_curve_input(lr, np.array([np.size(lr) - 1]))
+        finals = self._curves_at([self.params_, *self.replicates_], lr, last)[:, 0]
+        self._check_predicted(lr, last, finals[:1])
+        if not math.isfinite(finals[0]):  # no LR before its last step: no loss to forecast there
+            raise LrlabError("compare_final: a schedule applies no LR before its last step")
+        return finals
+
+    def compare_finals(
+        self, finals_a: np.ndarray, finals_b: np.ndarray, level: float | None = None
+    ) -> FinalDifference:
+        """`compare_final` from two schedules' `final_replicas`."""
         from scipy import stats  # costs 0.3 s to import: only bands need it, not listing laws
 
-        self._require_fitted()
         level = float(self.band_level if level is None else level)
         if not 0 < level < 1:
             raise LrlabError(f"band level must be in (0, 1), got {level}")
-        finals = []
-        for lr in (lr_a, lr_b):
-            lr, last = check_curve_input(lr, np.array([np.size(lr) - 1]))
-            curves = self._curves_at([self.params_, *self.replicates_], lr, last)[:, 0]
-            self._check_predicted(lr, last, curves[:1])
-            finals.append(curves)
-        differences = finals[0] - finals[1]
+        differences = finals_a - finals_b
         difference = float(differences[0])
-        if not math.isfinite(difference):  # no LR before a last step: no loss to forecast there
-            raise LrlabError("compare_final: a schedule applies no LR before its last step")
         replicas = differences[1:]
         if replicas.size < 2 or not np.all(np.isfinite(replicas)):
             return FinalDifference(difference, None, None, None)
-        count = replicas.size
-        sd = math.sqrt((count - 1) / count * float(np.sum((replicas - replicas.mean()) ** 2)))
-        half = float(stats.t.ppf(0.5 + level / 2, count - 1)) * sd
+        sd = math.sqrt(float(_jackknife_variance(replicas[:, None])[0]))
+        half = float(stats.t.ppf(0.5 + level / 2, replicas.size - 1)) * sd
         return FinalDifference(difference, difference - half, difference + half, sd)
 
     def _check_predicted(
@@ -470,8 +478,7 @@ class Law(abc.ABC):
         (replicates x points): their jackknife spread and the residual noise."""
         variance = np.full(replicas.shape[1], self.noise_sd_**2)
         if len(replicas) >= 2:
-            count = len(replicas)
-            variance += (count - 1) / count * np.sum((replicas - replicas.mean(0)) ** 2, axis=0)
+            variance += _jackknife_variance(replicas)
         return np.sqrt(variance)
 
     def _calibrate_band(self, left_out: list[FitPoints]) -> float:
@@ -659,6 +666,13 @@ def unpinned_parameters(law: Law, lower: np.ndarray, upper: np.ndarray) -> list[
         for name, value, error, bound in zip(law.param_names, values, errors, at_bound, strict=True)
         if name not in fixed and not bound and not error <= abs(value)
     ]
+
+
+def _jackknife_variance(replicas: np.ndarray) -> np.ndarray:
+    """The jackknife variance of an estimate, per column, from its `n` leave-one-out replicates
+    (rows): ``(n - 1) / n * sum_i (x_i - mean(x))^2``."""
+    count = len(replicas)
+    return (count - 1) / count * np.sum((replicas - replicas.mean(0)) ** 2, axis=0)
 
 
 def _is_real(value: Any) -> bool:

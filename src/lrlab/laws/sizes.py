@@ -441,6 +441,8 @@ class SizeLaw:
             "predict_with_band",
             "predict_run",
             "compare_final",
+            "compare_finals",
+            "final_replicas",
             "final_loss_and_gradient",
             "params_",
             "params_dict",

@@ -365,10 +365,12 @@ def score_whatifs(
     if only_planned:
         return ScoredWhatIf(planned, *planned_score, 0.0), [], None
 
+    planned_finals = law.final_replicas(planned.lr)  # forecast once, compared with each
+
     def scored(item: WhatIf) -> ScoredWhatIf:
         final, low, high = score(law, item, level)
         # The gain's own band: most of each forecast's band is error the two share.
-        difference = law.compare_final(planned.lr, item.lr, level)
+        difference = law.compare_finals(planned_finals, law.final_replicas(item.lr), level)
         return ScoredWhatIf(item, final, low, high, base - final, difference.low, difference.high)
 
     starts = [scored(item) for item in whatifs if item.kind == "cooldown"]
