@@ -39,7 +39,7 @@ from lrlab.laws import get_law
 from lrlab.laws.selection import choose_law
 from lrlab.locks import FolderLock
 from lrlab.report.study_report import Analysis, Verification, describe_shape, write_report
-from lrlab.runs import Run, read_run
+from lrlab.runs import Run, read_run, unique_run_names
 from lrlab.schedules import Schedule, from_spec
 
 if TYPE_CHECKING:  # the wind tunnel is imported where runs train, not for a study of logs
@@ -134,43 +134,6 @@ def study_runs(
         summary = write_report(analysis, runs, out, title=f"lrlab study of {names}", extra=simple)
     progress(f"wrote {Path(out) / 'report.html'} and {Path(out) / 'summary.json'}")
     return summary
-
-
-def unique_run_names(runs: Sequence[Run]) -> list[Run]:
-    """`runs`, those sharing a name renamed by the end of their source path: ``25M/constant``
-    and ``100M/constant`` for ``logs/25M/constant.csv`` and ``logs/100M/constant.csv``
-    (the study keys runs by name, and would otherwise score one for both). One file given
-    twice, or runs of one name without a source to tell them apart, is an `LrlabError`."""
-    names = [run.name for run in runs]
-    clashes = {name for name in names if names.count(name) > 1}
-    if not clashes:
-        return list(runs)
-    for i, run in enumerate(runs):
-        for j in range(i):
-            if run.name != runs[j].name:
-                continue
-            if not run.source or not runs[j].source:
-                raise LrlabError(
-                    f"two runs are named {run.name!r}, without a source to tell them apart; "
-                    "rename one"
-                )
-            if os.path.realpath(run.source) == os.path.realpath(runs[j].source):
-                raise LrlabError(f"run {run.source} is given twice; give each run once")
-    paths = [Path(run.source).with_suffix("").parts for run in runs]
-    renamed = list(names)
-    depth = 2  # the file's name and its folder's, then more folders until the names differ
-    while len(set(renamed)) < len(renamed):
-        if depth > max(len(parts) for parts in paths):  # they differ in the suffix: name them so
-            renamed = [run.source if run.name in clashes else run.name for run in runs]
-            if len(set(renamed)) < len(renamed):
-                raise LrlabError(f"runs {min(clashes)!r}: cannot tell apart runs of one name")
-            break
-        renamed = [
-            "/".join(parts[-depth:]) if run.name in clashes else run.name
-            for run, parts in zip(runs, paths, strict=True)
-        ]
-        depth += 1
-    return [dataclasses.replace(run, name=name) for run, name in zip(runs, renamed, strict=True)]
 
 
 # --- the built-in default: evidence from the wind tunnel ----------------------------------------

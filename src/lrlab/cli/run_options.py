@@ -18,7 +18,7 @@ import numpy as np
 from lrlab.cli import arguments
 from lrlab.errors import LrlabError, LrlabWarning
 from lrlab.laws import Law, evaluate
-from lrlab.runs import Run, read_run
+from lrlab.runs import Run, read_run, unique_run_names
 from lrlab.runs.columns import parse_column_mapping
 
 
@@ -129,8 +129,6 @@ def read_runs_from_args(args: argparse.Namespace) -> list[Run]:
     per_run = (
         specs if len(specs) == len(args.runs) else specs * len(args.runs) or [None] * len(args.runs)
     )
-    from lrlab.study import unique_run_names  # the study's rule; importing it costs 0.1 s
-
     warmup = getattr(args, "warmup", None)
     return unique_run_names(
         [
