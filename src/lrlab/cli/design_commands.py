@@ -181,9 +181,9 @@ def run_optimize(args: argparse.Namespace) -> int:
     # The design's gain on each baseline with the band of that difference, from the same fit: a
     # gain only where the band excludes 0 (`Law.compare_final`).
     steps = np.arange(args.budget)
-    best_lr = design.best.schedule(steps)
+    best_finals = law.final_replicas(design.best.schedule(steps))
     gains = {
-        name: law.compare_final(baseline.schedule(steps), best_lr)
+        name: law.compare_finals(law.final_replicas(baseline.schedule(steps)), best_finals)
         for name, baseline in design.baselines.items()
     }
     result["gain_band"] = {

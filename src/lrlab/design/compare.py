@@ -98,7 +98,7 @@ def check_design(
     for point in points:
         schedule = from_spec(point.spec)
         expected = forecast(law, schedule, point.budget)
-        design_lr = schedule(np.arange(point.budget))
+        design_finals = law.final_replicas(schedule(np.arange(point.budget)))
         checked = []
         for run in runs:
             length = int(run.steps[-1]) + 1
@@ -107,7 +107,7 @@ def check_design(
             matched.add(run.name)
             pred, low, high = law.predict_with_band(run.lr, run.steps[-1:], level)
             measured = float(run.loss[-1])
-            gain = law.compare_final(run.lr, design_lr, level)
+            gain = law.compare_finals(law.final_replicas(run.lr), design_finals, level)
             checked.append(
                 {
                     "run": run.name,

@@ -89,10 +89,13 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     law, best = analysis.law, analysis.recommended
-    best_lr = best.schedule(np.arange(analysis.budget))
+    steps = np.arange(analysis.budget)
+    best_finals = law.final_replicas(best.schedule(steps))  # forecast once, compared with each
     comparisons = {
         name: _comparison_summary(
-            f, law.compare_final(f.schedule(np.arange(analysis.budget)), best_lr), analysis.budget
+            f,
+            law.compare_finals(law.final_replicas(f.schedule(steps)), best_finals),
+            analysis.budget,
         )
         for name, f in analysis.comparisons.items()
     }
