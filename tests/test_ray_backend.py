@@ -170,15 +170,22 @@ def alive(pid: int) -> bool:
     return True
 
 
-LONG = {"peak": [3e-3], "seeds": [0, 1], "schedules": ["cosine(peak=1, total=80, warmup=2)"]}
+# Long enough that neither run ends between the test seeing both past step 20 and its kill,
+# however late Ray starts the second (80 steps were not, on an idle machine).
+LONG_STEPS = 240
+LONG = {
+    "peak": [3e-3],
+    "seeds": [0, 1],
+    "schedules": [f"cosine(peak=1, total={LONG_STEPS}, warmup=2)"],
+}
 
 
 @pytest.fixture(scope="module")
 def undisturbed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """A sweep of two runs long enough to be killed mid-run (80 steps, a checkpoint every 8),
+    """A sweep of two runs long enough to be killed mid-run (`LONG_STEPS`, a checkpoint every 8),
     trained here undisturbed: its file and its results, in its folder ``undisturbed``."""
     folder = tmp_path_factory.mktemp("long")
-    path = sweep_file(folder, steps=80, grid=LONG)
+    path = sweep_file(folder, steps=LONG_STEPS, grid=LONG)
     return path, run_sweep(load_sweep(path), folder / "undisturbed", log=lambda line: None)
 
 
@@ -222,10 +229,13 @@ def test_a_killed_driver_is_resumed_by_the_same_command(
     command += ["--backend", "ray", "--address", address]
     driver = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     runs = tmp_path / "ray" / "runs"
-    workers = [
-        wait_for(lambda run=run: trainer_pid(runs / run, after_rows=20), f"{run} past step 20")
-        for run in ("0-cosine_lr0.003_seed0", "0-cosine_lr0.003_seed1")
-    ]
+    names = ("0-cosine_lr0.003_seed0", "0-cosine_lr0.003_seed1")
+
+    def both_past_step_20() -> list[int] | None:
+        pids = [trainer_pid(runs / name, after_rows=20) for name in names]
+        return pids if all(pids) else None
+
+    workers = wait_for(both_past_step_20, "both runs past step 20")
     driver.kill()
     driver.communicate()
     # Ray ends the tasks of a driver that died: their runs are free to resume.
