@@ -25,23 +25,21 @@ first-order term, so in practice the error is far smaller (checked against
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from scipy import sparse
 
 _MAX_LEVEL_SPAN = 1e7  # the geometric levels cover LR areas from g0 up to g0 * _MAX_LEVEL_SPAN
 
 
 @dataclasses.dataclass(frozen=True)
 class DropQuadrature:
-    """Nodes that approximate the drop sum ``D(t)`` at each of `n_points` evaluation steps."""
+    """Nodes that approximate the drop sum ``D(t)`` at each evaluation step (a *point*): each
+    point's nodes are contiguous, in point order."""
 
-    weights: sparse.csr_array  # points x nodes: sum of d_k over each node's segment
-    ownership: sparse.csr_array  # points x nodes: 1 where the node belongs to the point
+    counts: np.ndarray  # number of nodes of each point
+    weights: np.ndarray  # of each node: the sum of d_k over its segment
     lr_before: np.ndarray  # lr_{k-1} at each segment's first k (the sum of d_k telescopes to
     lr_after: np.ndarray  # lr_before - lr_after, and so does any phi(lr_{k-1}) - phi(lr_k))
     log_area: np.ndarray  # log(S_t - S_{k-1}) at each segment's centroid (-inf for zero area)
@@ -52,10 +50,25 @@ class DropQuadrature:
         """Number of nodes."""
         return self.log_lr.size
 
+    @functools.cached_property
+    def _starts(self) -> np.ndarray:
+        """Each point's first node, clipped into range (for a point without nodes)."""
+        return np.minimum(np.cumsum(self.counts) - self.counts, max(self.size - 1, 0))
+
+    def owner_sums(self, rows: np.ndarray) -> np.ndarray:
+        """``sum over a point's nodes of rows`` for each point (rows: nodes, or k x nodes; the
+        result: points, or k x points), as reductions over contiguous runs (a third of the cost
+        of a sparse points x nodes product)."""
+        if self.size == 0:
+            return np.zeros((*rows.shape[:-1], self.counts.size))
+        sums = np.add.reduceat(rows, self._starts, axis=-1)
+        sums[..., self.counts == 0] = 0.0  # reduceat gives a value, not 0, for an empty run
+        return sums
+
     def total(self, values: np.ndarray) -> np.ndarray:
         """``sum over a point's nodes of weight * values`` for each point (values: nodes or
-        nodes x columns)."""
-        return self.weights @ values
+        k x nodes; the result: points or k x points)."""
+        return self.owner_sums(values * self.weights)
 
 
 def _prefix(values: np.ndarray) -> np.ndarray:
@@ -80,13 +93,12 @@ def build_drop_quadrature(
     exact_steps: int | None = None,
 ) -> DropQuadrature:
     """Segment nodes for the drop sum at `steps` of per-step LR `lr` (see the module docstring)."""
-    from scipy import sparse  # costs 0.1 s to import: only evaluating a law needs it
-
     lr = np.asarray(lr, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.int64)
     if lr.size < 2:  # one step has no LR drop, so no nodes (a one-row log at step 0)
-        empty = sparse.csr_array((steps.size, 0))
-        return DropQuadrature(empty, empty, *(np.empty(0) for _ in range(4)))
+        return DropQuadrature(
+            np.zeros(steps.size, dtype=np.int64), *(np.empty(0) for _ in range(5))
+        )
     exact_steps = exact_steps or math.ceil(1.0 / rel_width)
     area = np.cumsum(lr)
     drops = lr[:-1] - lr[1:]  # index j holds d_k for k = j + 1
@@ -126,13 +138,10 @@ def build_drop_quadrature(
     centroid_area = (sum_area[end] - sum_area[start]) / magnitude_sum
     centroid_lr = (sum_lr[end] - sum_lr[start]) / magnitude_sum
     gap = np.maximum(area[steps][owner] - centroid_area, 0.0)
-    layout = (owner, np.arange(owner.size))
-    shape = (steps.size, owner.size)
-    weights = sparse.csr_array((sum_drop[end] - sum_drop[start], layout), shape=shape)
     with np.errstate(divide="ignore"):
         return DropQuadrature(
-            weights=weights,
-            ownership=sparse.csr_array((np.ones(owner.size), layout), shape=shape),
+            counts=np.bincount(owner, minlength=steps.size),  # owner runs in point order
+            weights=sum_drop[end] - sum_drop[start],
             lr_before=lr[start],
             lr_after=lr[end],
             log_area=np.log(gap),

@@ -31,9 +31,13 @@ def node_kernel(
     """At every quadrature node: ``x``, ``log(C x + 1)`` and ``(C x + 1)^-beta`` (= 1 - G), for
     ``theta[4:7] = C, beta, gamma``."""
     C, beta, gamma = theta[4:7]
-    x = np.exp(np.minimum(drops.log_area - gamma * drops.log_lr, _MAX_LOG_X))
+    # in place where it can be: this runs at every node of every evaluation of a fit
+    x = drops.log_lr * -gamma
+    x += drops.log_area
+    np.exp(np.minimum(x, _MAX_LOG_X, out=x), out=x)
     log_base = np.log1p(C * x)
-    return x, log_base, np.exp(-beta * log_base)
+    tail = log_base * -beta
+    return x, log_base, np.exp(tail, out=tail)
 
 
 def node_slope(theta: np.ndarray, x: np.ndarray, tail: np.ndarray) -> np.ndarray:

@@ -59,21 +59,32 @@ from lrlab.settings import real
 
 @dataclasses.dataclass(frozen=True)
 class LRLabFeatures:
-    """LR area at the steps and the drop-sum nodes."""
+    """LR area at the steps, the drop-sum nodes, and the LRs at the nodes' segment ends: node
+    ``i``'s ``lr_before / lr_ref_`` is ``exp(log_levels[ends[i]])``, its ``lr_after / lr_ref_``
+    ``exp(log_levels[ends[n + i]])`` (``n`` nodes; the ends' distinct values are fewer than the
+    nodes, so the drop measure costs one power per value)."""
 
     area: np.ndarray
     drops: DropQuadrature
-    log_before: np.ndarray  # log(lr_before / lr_ref_), -inf for LR 0
-    log_after: np.ndarray  # log(lr_after / lr_ref_)
+    log_levels: np.ndarray  # log(lr / lr_ref_) of each distinct LR at a segment end (-inf for 0)
+    ends: np.ndarray  # each node's index into log_levels at its segment's start, then its end
+
+    @property
+    def before_after_split(self) -> int:
+        """Where `ends` turns from the segments' starts to their ends (the number of nodes)."""
+        return self.ends.size // 2
 
 
-def _power_difference(
-    log_a: np.ndarray, log_b: np.ndarray, p: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``a^p - b^p`` and its derivative by p, from ``log a`` and ``log b`` (``0^p ln 0`` = 0)."""
-    a_p, b_p = np.exp(p * log_a), np.exp(p * log_b)
-    by_p = np.where(a_p > 0, a_p * log_a, 0.0) - np.where(b_p > 0, b_p * log_b, 0.0)
-    return a_p - b_p, by_p
+def _drop_measure(features: LRLabFeatures, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(lr_before / lr_ref)^p - (lr_after / lr_ref)^p`` at each node and its derivative by p
+    (``0^p ln 0`` = 0)."""
+    log_levels = features.log_levels
+    with np.errstate(invalid="ignore"):
+        powers = np.exp(p * log_levels)
+        by_p = np.where(powers > 0, powers * log_levels, 0.0)
+    half = features.before_after_split
+    at_ends, by_p_at_ends = powers.take(features.ends), by_p.take(features.ends)
+    return at_ends[:half] - at_ends[half:], by_p_at_ends[:half] - by_p_at_ends[half:]
 
 
 @dataclasses.dataclass(kw_only=True, eq=False)
@@ -113,10 +124,11 @@ class LRLabLaw(Law):
 
     def features(self, lr: np.ndarray, steps: np.ndarray) -> LRLabFeatures:
         drops = build_drop_quadrature(lr, steps, self.rel_width, self.lr_bin)
+        ends = np.concatenate([drops.lr_before, drops.lr_after])
+        levels, index = np.unique(ends, return_inverse=True)
         with np.errstate(divide="ignore"):
-            log_before = np.log(drops.lr_before / self.lr_ref_)
-            log_after = np.log(drops.lr_after / self.lr_ref_)
-        return LRLabFeatures(np.cumsum(lr)[steps], drops, log_before, log_after)
+            log_levels = np.log(levels / self.lr_ref_)
+        return LRLabFeatures(np.cumsum(lr)[steps], drops, log_levels, index.reshape(-1))
 
     def curve(self, theta: np.ndarray, features: LRLabFeatures) -> np.ndarray:
         return self.curve_and_jacobian(theta, features)[0]
@@ -129,30 +141,27 @@ class LRLabLaw(Law):
         power, power_derivatives = lr_area_power(theta, area)
         x, log_base, tail = kernel.node_kernel(theta, drops)
         slope_x = kernel.node_slope(theta, x, tail)
-        with np.errstate(invalid="ignore"):
-            weight, weight_by_p = _power_difference(features.log_before, features.log_after, p)
-        weight, weight_by_p = self.lr_ref_ * weight, self.lr_ref_ * weight_by_p
-        columns = np.column_stack(
-            [
-                weight * (1.0 - tail),
-                weight * slope_x,
-                weight * tail * log_base,
-                -C * weight * slope_x * drops.log_lr,
-                weight_by_p * (1.0 - tail),
-            ]
-        )
-        sums = drops.ownership @ columns
-        fade = area**-kappa
-        drop_sum = fade * sums[:, 0]
-        jacobian = np.column_stack(
-            [
-                np.ones(area.size),
-                power_derivatives,
-                -drop_sum,
-                -B * fade[:, None] * sums[:, 1:],
-                B * np.log(area) * drop_sum,
-            ]
-        )
+        weight, weight_by_p = _drop_measure(features, p)
+        # Per node, each multiplied by the weight (lr_ref_ is applied to the sums): G and its
+        # derivatives by C, beta, gamma; then G times the weight's derivative by p.
+        rows = np.empty((5, drops.size))
+        np.subtract(1.0, tail, out=rows[0])
+        np.multiply(weight_by_p, rows[0], out=rows[4])
+        rows[0] *= weight
+        np.multiply(weight, slope_x, out=rows[1])
+        np.multiply(tail, log_base, out=rows[2])
+        rows[2] *= weight
+        np.multiply(rows[1], drops.log_lr, out=rows[3])
+        rows[3] *= -C
+        sums = drops.owner_sums(rows)
+        fade = self.lr_ref_ * area**-kappa
+        drop_sum = fade * sums[0]
+        jacobian = np.empty((area.size, 9))
+        jacobian[:, 0] = 1.0
+        jacobian[:, 1:3] = power_derivatives
+        jacobian[:, 3] = -drop_sum
+        jacobian[:, 4:8] = (-B * fade)[:, None] * sums[1:].T
+        jacobian[:, 8] = B * np.log(area) * drop_sum
         return L0 + power - B * drop_sum, jacobian
 
     def penalty(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

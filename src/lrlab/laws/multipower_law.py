@@ -41,12 +41,17 @@ def drop_sum(theta: np.ndarray, drops: DropQuadrature) -> np.ndarray:
 
 
 def drop_terms(theta: np.ndarray, drops: DropQuadrature) -> np.ndarray:
-    """Per-point sums of d*G, d*dG/dC, d*dG/dbeta, d*dG/dgamma (points x 4)."""
+    """Per-point sums of d*G, d*dG/dC, d*dG/dbeta, d*dG/dgamma (4 x points)."""
     C = theta[4]
     x, log_base, tail = kernel.node_kernel(theta, drops)
+    rows = np.empty((4, drops.size))
     slope_x = kernel.node_slope(theta, x, tail)
-    columns = np.column_stack([1.0 - tail, slope_x, tail * log_base, -C * slope_x * drops.log_lr])
-    return drops.total(columns)
+    np.subtract(1.0, tail, out=rows[0])
+    rows[1] = slope_x
+    np.multiply(tail, log_base, out=rows[2])
+    np.multiply(slope_x, drops.log_lr, out=rows[3])
+    rows[3] *= -C
+    return drops.total(rows)
 
 
 @dataclasses.dataclass(kw_only=True, eq=False)
@@ -94,9 +99,12 @@ class MultiPowerLaw(Law):
         L0, B = theta[0], theta[3]
         power, power_derivatives = lr_area_power(theta, features.area)
         terms = drop_terms(theta, features.drops)
-        ones = np.ones((features.area.size, 1))
-        jacobian = np.hstack([ones, power_derivatives, -terms[:, :1], -B * terms[:, 1:]])
-        return L0 + power - B * terms[:, 0], jacobian
+        jacobian = np.empty((features.area.size, 7))
+        jacobian[:, 0] = 1.0
+        jacobian[:, 1:3] = power_derivatives
+        jacobian[:, 3] = -terms[0]
+        jacobian[:, 4:] = -B * terms[1:].T
+        return L0 + power - B * terms[0], jacobian
 
     def bounds(self, max_loss: float, min_loss: float) -> tuple[np.ndarray, np.ndarray]:
         lower = np.array([0.0, 0.0, 0.01, 0.0, 1e-3, 0.01, 0.0])
