@@ -6,12 +6,15 @@
 - Learned attributes end in ``_``: `params_` (array, in `param_names` order), `param_errors_`
   (1-sigma, from the Gauss-Newton covariance `covariance_`), `replicates_` (the parameters refitted
   with one run, or one block of a single run, left out), `noise_sd_` (robust scatter of the
-  log-loss residuals), `band_scale_`, `fit_info_`, and whatever a law learns from the runs before
-  the fit (`prepare`; named in `learned`, such as lrlab's reference LR `lr_ref_`).
+  log-loss residuals), `band_scale_`, `band_growth_` and `band_reach_` (the band's calibration),
+  `fit_info_`, and whatever a law learns from the runs before the fit (`prepare`; named in
+  `learned`, such as lrlab's reference LR `lr_ref_`).
 - ``predict(lr, steps)`` is pure: the loss at `steps` of a run whose per-step LR is `lr`.
 - ``predict_interval(lr, steps, level)`` gives a band from the fit: the jackknife spread of the
   replicate predictions plus the residual noise, in log-loss, at normal quantiles, widened by
-  `band_scale_`, calibrated on each replicate's error on the run (or block) it left out.
+  `band_scale_`, calibrated on each replicate's error on the run (or block) it left out, and
+  widening beyond the longest fitted run as ``1 + band_growth_ * log(step / band_reach_)``, the
+  growth calibrated on refits of the runs' first parts that forecast the rest.
   ``predict_with_band`` gives the prediction and the band at once.
 - ``compare_final(lr_a, lr_b, level)``: the difference of two schedules' forecast final losses,
   with a band from the same replicate fits, whose shared errors cancel (`FinalDifference`).
@@ -32,6 +35,7 @@ import abc
 import dataclasses
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,6 +66,15 @@ FORMAT = "lrlab-law-fit"
 FORMAT_VERSION = 2
 _OLD_FIT_KEYS = {"peak_lr": "peak", "warmup_steps": "warmup"}
 _SINGLE_RUN_BLOCKS = 4
+# The band's growth with the extrapolation (`Law._growth_scores`): the runs' first parts refitted.
+_GROWTH_FOLDS = (1 / 3, 1 / 2)
+_GROWTH_EVALS = 25  # a warm start from the full fit: a loose refit is enough for a quantile
+_GROWTH_GRID = np.linspace(0.0, 4.0, 81)
+_GROWTH_MIN_POINTS = 10  # forecast points beyond the refits' reach needed to estimate a growth
+# The least growth: estimates from two or three runs scatter (0 for half of the development
+# tasks' refits, up to the grid's end for others); docs/laws.md, seventh round, says how it was
+# chosen, on training runs only.
+_GROWTH_FLOOR = 0.25
 _SCOUT_EVALS = 40  # evaluations per start before the best start is refined
 _TINY = 1e-300
 
@@ -244,6 +257,8 @@ class Law(abc.ABC):
         self.noise_sd_ = float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
         self.replicates_ = np.empty((0, len(self.param_names)))
         self.band_scale_ = 1.0
+        self.band_growth_ = 0.0
+        self.band_reach_ = max(int(run.steps[-1]) for run in runs)
         if self.bands:
             if progress:
                 progress(f"fitting law {self.name!r}: {len(groups)} jackknife refits for the band")
@@ -254,6 +269,12 @@ class Law(abc.ABC):
                 ]
             )
             self.band_scale_ = self._calibrate_band([left for _, left in groups])
+            if progress:
+                progress(
+                    f"fitting law {self.name!r}: {len(_GROWTH_FOLDS)} refits of the runs' first "
+                    "parts, for the band's growth"
+                )
+            self.band_growth_ = self._calibrate_growth(problem.data, best.x, lower, upper)
         self.fit_info_ = {
             "runs": [run.name for run in runs],
             # What the runs were trained with: the defaults for designing a schedule from this fit.
@@ -369,9 +390,10 @@ class Law(abc.ABC):
         self, lr: np.ndarray, steps: np.ndarray, level: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """A `level` (default: `band_level`) band around `predict(lr, steps)`:
-        ``pred * exp(+-z * band_scale_ * sd)``, ``sd^2`` = jackknife variance of the log predictions
-        of the replicate fits + `noise_sd_`^2, and `band_scale_` the conformal calibration of
-        `_calibrate_band`."""
+        ``pred * exp(+-z * band_scale_ * band_growth(steps) * sd)``, ``sd^2`` = jackknife variance
+        of the log predictions of the replicate fits + `noise_sd_`^2, `band_scale_` the conformal
+        calibration of `_calibrate_band`, and `band_growth` its widening with the length of the
+        extrapolation (`_calibrate_growth`)."""
         return self.predict_with_band(lr, steps, level)[1:]
 
     def predict_with_band(
@@ -379,8 +401,6 @@ class Law(abc.ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``predict(lr, steps)`` and ``predict_interval(lr, steps, level)`` together, from one
         build of the features."""
-        from scipy import stats  # costs 0.3 s to import: only bands need it, not listing laws
-
         self._require_fitted()
         lr, steps = check_curve_input(lr, steps)
         level = float(self.band_level if level is None else level)
@@ -390,7 +410,8 @@ class Law(abc.ABC):
         self._check_predicted(lr, steps, curves[0])
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             log_curves = np.log(curves)
-            half = stats.norm.ppf(0.5 + level / 2) * self.band_scale_ * self._log_sd(log_curves[1:])
+            scale = self.band_scale_ * self.band_growth(steps)
+            half = _normal_quantile(0.5 + level / 2) * scale * self._log_sd(log_curves[1:])
             center = log_curves[0]
             low, high = np.exp(center - half), np.exp(center + half)
         self._check_predicted(lr, steps, low, high, what="the band around")
@@ -481,14 +502,89 @@ class Law(abc.ABC):
             variance += _jackknife_variance(replicas)
         return np.sqrt(variance)
 
+    def band_growth(self, steps: np.ndarray) -> np.ndarray:
+        """How much wider the band is at `steps` than within the fitted runs:
+        ``1 + band_growth_ * log(r)``, ``r`` the step over the longest fitted run's last step
+        (`band_reach_`), 1 up to it."""
+        self._require_fitted()
+        # A law assembled by hand rather than fitted (a known truth, in tests) has no growth.
+        rate, reach = getattr(self, "band_growth_", 0.0), getattr(self, "band_reach_", 1.0)
+        ratio = np.asarray(steps, dtype=np.float64) / reach
+        return 1.0 + rate * np.log(np.maximum(ratio, 1.0))
+
+    def _calibrate_growth(
+        self, parts: list[FitPoints], theta: np.ndarray, lower: np.ndarray, upper: np.ndarray
+    ) -> float:
+        """`band_growth_`: the rate ``c1`` at which the band's scale grows with the log of the
+        extrapolation ratio, from the training runs alone: the `band_level` quantile regression
+        (`_growth_quantile_fit`) of the scores of forecasts from the runs' first parts
+        (`_growth_scores`) on ``a * (1 + c1 log r)``. Only the growth ``c1`` is kept: the scale
+        at the fitted runs' reach, `band_scale_`, comes from `_calibrate_band`, on the fit
+        itself. At least `_GROWTH_FLOOR`, which is also the growth without enough points: no
+        forecast is as certain 3x beyond the fitted runs as at their end."""
+        scores, ratios = self._growth_scores(parts, theta, lower, upper)
+        if np.count_nonzero(ratios > 1.0) < _GROWTH_MIN_POINTS:
+            return _GROWTH_FLOOR
+        fitted = _growth_quantile_fit(scores, ratios, float(self.band_level))[1]
+        return max(_GROWTH_FLOOR, fitted)
+
+    def _growth_scores(
+        self, parts: list[FitPoints], theta: np.ndarray, lower: np.ndarray, upper: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-sample errors of forecasts that extrapolate, from the training runs alone: for
+        each fraction of `_GROWTH_FOLDS`, every run's points up to that fraction of its last step
+        are refitted together (warm-started at `theta`), with their own jackknife replicates, and
+        the rest of each run is forecast. Returns each forecast point's
+        ``|log pred - log loss| / sd`` (``sd`` the refit's `_log_sd` there, as its band would be
+        made) and its step over the refit's longest fitted step."""
+        scores, ratios = [], []
+        for fraction in _GROWTH_FOLDS:
+            cuts = [fraction * part.steps[-1] for part in parts]
+            # a bin is fitted only if all its points lie before its run's cut
+            keeps = [
+                np.maximum.reduceat(part.steps, part.bin_starts) <= cut
+                for part, cut in zip(parts, cuts, strict=True)
+            ]
+            kept = [
+                part.subset(keep) for part, keep in zip(parts, keeps, strict=True) if keep.any()
+            ]
+            if not kept:
+                continue
+            problem = self._problem(kept, lower, upper)
+            if problem.points <= 2 * len(self.param_names):
+                continue
+            refit = self._exact_fixed(self._solve(problem, theta, _GROWTH_EVALS).x)
+            # The refit's own jackknife, as the fit's band is made: its scores then measure how
+            # far the band's spread falls short as the forecast reaches further, not how much
+            # weaker a refit on a third of the points is than the fit.
+            replicates = [
+                self._exact_fixed(
+                    self._solve(self._problem(group, lower, upper), refit, _GROWTH_EVALS).x
+                )
+                for group, _ in _fit_groups(kept)
+            ]
+            reach = max(float(part.steps[-1]) for part in kept)
+            for part, keep in zip(parts, keeps, strict=True):
+                out = np.repeat(~keep, part.counts)
+                if not out.any():
+                    continue
+                curves = self._curves_at([refit, *replicates], part.lr, part.fit_steps)
+                log_curves = part.per_point(np.log(curves))
+                sd = self._log_sd(log_curves[1:])
+                scores.append((np.abs(log_curves[0] - part.log_loss) / sd)[out])
+                ratios.append(part.steps[out] / reach)
+        if not scores:
+            return np.empty(0), np.empty(0)
+        score, ratio = np.concatenate(scores), np.concatenate(ratios)
+        finite = np.isfinite(score)
+        return score[finite], ratio[finite]
+
     def _calibrate_band(self, left_out: list[FitPoints]) -> float:
         """Conformal-style width factor: each replicate predicts the run (or block) it left out;
         the `band_level` quantile of ``|log pred - log loss| / sd`` over those out-of-sample
         points, divided by the normal quantile ``z``, so that the band would have covered that
         fraction of them. The jackknife spread alone ignores the law's own misfit on an unseen
         schedule, which these errors contain."""
-        from scipy import stats  # costs 0.3 s to import: only bands need it, not listing laws
-
         scores = []
         for theta, part in zip(self.replicates_, left_out, strict=True):
             curves = self._curves_at([theta, *self.replicates_], part.lr, part.fit_steps)
@@ -499,7 +595,7 @@ class Law(abc.ABC):
         if score.size == 0:
             return 1.0
         level = float(self.band_level)
-        return float(np.quantile(score, level) / stats.norm.ppf(0.5 + level / 2))
+        return float(np.quantile(score, level) / _normal_quantile(0.5 + level / 2))
 
     def predict_run(self, run: Run) -> np.ndarray:
         """Predicted loss at a run's logged steps."""
@@ -530,6 +626,8 @@ class Law(abc.ABC):
             "replicates": self.replicates_.tolist(),
             "noise_sd": self.noise_sd_,
             "band_scale": self.band_scale_,
+            "band_growth": self.band_growth_,
+            "band_reach": self.band_reach_,
             "fit": self.fit_info_,
         }
 
@@ -569,6 +667,9 @@ class Law(abc.ABC):
             law.noise_sd_ = _number(data["noise_sd"], f"{source}: noise_sd")
             # absent in the oldest fits
             law.band_scale_ = _number(data.get("band_scale", 1.0), f"{source}: band_scale")
+            # absent before the band grew with the extrapolation: a band that does not grow
+            law.band_growth_ = _number(data.get("band_growth", 0.0), f"{source}: band_growth")
+            law.band_reach_ = _number(data.get("band_reach", 1.0), f"{source}: band_reach")
             fit_info = dict(data["fit"])
             law.fit_info_ = {_OLD_FIT_KEYS.get(key, key): value for key, value in fit_info.items()}
         except KeyError as error:
@@ -605,6 +706,10 @@ class Law(abc.ABC):
             raise LrlabError(f"{source}: noise_sd = {self.noise_sd_:g} must be finite and >= 0")
         if not (math.isfinite(self.band_scale_) and self.band_scale_ > 0):
             raise LrlabError(f"{source}: band_scale = {self.band_scale_:g} must be finite and > 0")
+        if not (math.isfinite(self.band_growth_) and self.band_growth_ >= 0):
+            raise LrlabError(f"{source}: band_growth = {self.band_growth_:g} must be finite, >= 0")
+        if not (math.isfinite(self.band_reach_) and self.band_reach_ >= 1):
+            raise LrlabError(f"{source}: band_reach = {self.band_reach_:g} must be a step >= 1")
         for name in self.learned:
             value = getattr(self, f"{name}_")
             if not (math.isfinite(value) and value > 0):
@@ -668,11 +773,38 @@ def unpinned_parameters(law: Law, lower: np.ndarray, upper: np.ndarray) -> list[
     ]
 
 
+def _normal_quantile(probability: float) -> float:
+    """The standard normal quantile, from the standard library (within 1e-15 of scipy's): a fit
+    with its band would otherwise import scipy.stats, 0.3 s of CPU, for this one number."""
+    return statistics.NormalDist().inv_cdf(probability)
+
+
 def _jackknife_variance(replicas: np.ndarray) -> np.ndarray:
     """The jackknife variance of an estimate, per column, from its `n` leave-one-out replicates
     (rows): ``(n - 1) / n * sum_i (x_i - mean(x))^2``."""
     count = len(replicas)
     return (count - 1) / count * np.sum((replicas - replicas.mean(0)) ** 2, axis=0)
+
+
+def _growth_quantile_fit(
+    scores: np.ndarray, ratios: np.ndarray, level: float
+) -> tuple[float, float]:
+    """The `level` quantile regression of `scores` on ``a * (1 + c1 * log r)`` (``r`` = `ratios`
+    clipped at 1, ``c1 >= 0`` on a grid): ``(a, c1)`` minimising the pinball loss. For a given
+    ``c1`` the best ``a`` is the quantile of ``score / g`` weighted by ``g = 1 + c1 log r``."""
+    log_ratio = np.log(np.maximum(ratios, 1.0))
+    best = (math.inf, 1.0, 0.0)
+    for rate in _GROWTH_GRID:
+        growth = 1.0 + rate * log_ratio
+        scaled = scores / growth
+        order = np.argsort(scaled)
+        weights = np.cumsum(growth[order])
+        a = float(scaled[order][np.searchsorted(weights, level * weights[-1])])
+        error = scores - a * growth
+        loss = float(np.sum(error * (level - (error < 0))))
+        if loss < best[0] - 1e-12:
+            best = (loss, a, float(rate))
+    return best[1], best[2]
 
 
 def _is_real(value: Any) -> bool:
@@ -703,6 +835,9 @@ class FitProblem:
     data: list[FitPoints]  # the points the parts were made of
     weights: np.ndarray  # of each residual: the square root of the points its row stands for
     mix: Any = None  # sparse: the curve at the rows -> the rows' model values (coarse parts)
+    # The parts' curves and Jacobians at the last point evaluated: the solver asks for the
+    # Jacobian where it has just evaluated the residuals, and a law computes both in one pass.
+    _last: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def points(self) -> int:
@@ -717,9 +852,18 @@ class FitProblem:
         prior = self.law.penalty(self.lower)[0].size
         return np.concatenate([np.rint(self.weights**2), np.ones(prior)])
 
+    def _curves(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Each part's ``law.curve_and_jacobian`` at `theta`, kept until another point is asked
+        for (so the residuals and the Jacobian at one point cost one evaluation)."""
+        key = np.asarray(theta, dtype=np.float64).tobytes()
+        if self._last.get("key") != key:
+            curves = [self.law.curve_and_jacobian(theta, features) for features, _ in self.parts]
+            self._last.update(key=key, curves=curves)
+        return self._last["curves"]
+
     def log_curve(self, theta: np.ndarray) -> np.ndarray:
         """``log(pred)`` at every row of every part."""
-        predicted = np.concatenate([self.law.curve(theta, features) for features, _ in self.parts])
+        predicted = np.concatenate([curve for curve, _ in self._curves(theta)])
         return np.log(np.maximum(predicted, _TINY))
 
     def residuals(self, theta: np.ndarray) -> np.ndarray:
@@ -737,8 +881,7 @@ class FitProblem:
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         """d `objective` / d theta (analytic where the law gives it)."""
         blocks = []
-        for features, _ in self.parts:
-            predicted, block = self.law.curve_and_jacobian(theta, features)
+        for predicted, block in self._curves(theta):
             if block is None:
                 return _finite_difference(self.objective, theta)
             blocks.append(block / np.maximum(predicted, _TINY)[:, None])  # d log(pred)

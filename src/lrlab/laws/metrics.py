@@ -3,6 +3,8 @@
 - PredE = mean(|pred - loss| / loss), WorstE = max(|pred - loss| / loss)
 - R2 = 1 - sum((loss - pred)^2) / sum((loss - mean(loss))^2)
 - MAE = mean(|pred - loss|), RMSE = sqrt(mean((pred - loss)^2))
+
+and of a band: `coverage` (the fraction of points inside it) and `relative_widths`.
 """
 
 from __future__ import annotations
@@ -80,3 +82,10 @@ def coverage(observed: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
     """Fraction of observed points inside the band ``[low, high]``."""
     observed = np.asarray(observed, dtype=np.float64)
     return float(np.mean((observed >= low) & (observed <= high)))
+
+
+def relative_widths(predicted: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Each point's band width relative to its prediction, ``(high - low) / pred``: what a band
+    that covers must be reported beside, since any coverage can be bought with width."""
+    predicted = np.asarray(predicted, dtype=np.float64)
+    return (np.asarray(high, dtype=np.float64) - np.asarray(low, dtype=np.float64)) / predicted
