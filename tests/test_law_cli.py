@@ -109,7 +109,7 @@ def test_fit_default_law_on_shared_slices(tmp_path, capsys):
     assert "wsdcon9.json" in capsys.readouterr().err
     assert main(["fit", str(paths[0]), "--schedule", COSINE, "--json", "--no-bands"]) == 0
     fit = json.loads(capsys.readouterr().out)
-    assert fit["law"] == "lrlab"
+    assert fit["law"] == "auto"  # the default: the average of momentum, mpl and lrlab
     assert fit["quality"]["cosine_24000"]["PredE"] < 0.005
 
 

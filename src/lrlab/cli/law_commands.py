@@ -28,7 +28,16 @@ from lrlab.cli.run_options import (
     with_run_warnings,
 )
 from lrlab.errors import LrlabError
-from lrlab.laws import DEFAULT_LAW, REGISTRY, Law, evaluate, get_law, load_law, mean_metrics
+from lrlab.laws import (
+    DEFAULT_LAW,
+    DEFAULT_SINGLE_LAW,
+    REGISTRY,
+    Law,
+    evaluate,
+    get_law,
+    load_law,
+    mean_metrics,
+)
 from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import METRICS, coverage
 from lrlab.laws.registry import warn_if_unpinned
@@ -47,7 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit = subparsers.add_parser("fit", help="fit a loss-curve law to logged runs")
     add_run_options(fit)
     add_warmup_option(fit)
-    fit.add_argument("--law", default=DEFAULT_LAW, help=f"law to fit (default: {DEFAULT_LAW})")
+    fit.add_argument(
+        "--law",
+        help=f"law to fit (default: {DEFAULT_LAW}; with --joint or a size-aware fit, which need "
+        f"one law's form: {DEFAULT_SINGLE_LAW})",
+    )
     fit.add_argument(
         "--joint",
         action="store_true",
@@ -119,6 +132,9 @@ def run_laws(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """``lrlab fit``: fit, print parameters and fit quality, optionally save."""
+    if args.law is None:
+        one_form = args.joint or args.size_law or args.params
+        args.law = DEFAULT_SINGLE_LAW if one_form else DEFAULT_LAW
     if args.size_law or args.params:
         return size_options.run_size_fit(args)
     if args.joint and args.output and Path(args.output).exists() and not Path(args.output).is_dir():

@@ -11,6 +11,7 @@ from lrlab.laws.joint import fit_joint
 from lrlab.laws.metrics import METRICS, evaluate, mean_metrics
 from lrlab.laws.registry import (
     DEFAULT_LAW,
+    DEFAULT_SINGLE_LAW,
     LAW_NAMES,
     REGISTRY,
     fit,
@@ -22,6 +23,7 @@ from lrlab.laws.sizes import SizeLaw
 
 __all__ = [
     "DEFAULT_LAW",
+    "DEFAULT_SINGLE_LAW",
     "LAW_NAMES",
     "METRICS",
     "REGISTRY",

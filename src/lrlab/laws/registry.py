@@ -1,4 +1,5 @@
-"""The laws by name: `REGISTRY`, `LAW_NAMES`, `DEFAULT_LAW`, `get_law`, `fit`, `load_law`.
+"""The laws by name: `REGISTRY`, `LAW_NAMES`, `DEFAULT_LAW`, `DEFAULT_SINGLE_LAW`, `get_law`,
+`fit`, `load_law`.
 
 A law is one file: every module of this package whose name ends in ``_law`` (``power_law.py``,
 ``lrlab_law.py``, ...) is imported here, and every concrete `Law` subclass it defines is
@@ -11,6 +12,7 @@ laws costs little.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import math
@@ -28,7 +30,13 @@ from lrlab.settings import from_mapping
 
 # The laws of the paper trail first, in order of complexity, then any other law by name.
 _FIRST = ("power", "momentum", "mpl", "lrlab")
-DEFAULT_LAW = "lrlab"
+# The default law of a fit: the average of the laws with an annealing term (`auto`), chosen on
+# training-only folds and the wind tunnel, then scored once on the held-out scoreboard
+# (docs/laws.md, "Eighth round").
+DEFAULT_LAW = "auto"
+# The default where one law's own form is needed: a joint or size-aware fit stacks one law's
+# least-squares problems, and a live forecast holds or falls back on one law's parameters.
+DEFAULT_SINGLE_LAW = "lrlab"
 REGISTRY: dict[str, type[Law]] = {}
 
 
@@ -111,7 +119,13 @@ def warn_if_unpinned(law: Law) -> None:
     two, with errors larger than their values (``fit_info_["unpinned"]``). One such parameter is
     common in a sound fit (the multi-power laws' saturation constant ``C`` often is one); a
     third of them means the runs lack what the law needs (a run without an LR decay tells
-    nothing of the decay's benefit), and its forecasts rest on values the runs do not support."""
+    nothing of the decay's benefit), and its forecasts rest on values the runs do not support.
+    For an average of laws (``auto``), each member is checked in turn."""
+    members = getattr(law, "members_", None)
+    if members is not None:  # an average (`auto`): what its members' points leave undetermined
+        for member in members.values():
+            warn_if_unpinned(member)
+        return
     points = int(law.fit_info_["points"])
     unpinned = law.fit_info_.get("unpinned", [])
     free = len(law.param_names) - len(law.fixed_parameters())
@@ -126,7 +140,7 @@ def warn_if_unpinned(law: Law) -> None:
         (
             (name, len(cls.param_names))
             for name, cls in REGISTRY.items()
-            if len(cls.param_names) < len(law.param_names)
+            if len(cls.param_names) < len(law.param_names) and not _averages(cls)
         ),
         key=lambda item: -item[1],  # the closest to the law first
     )
@@ -142,6 +156,12 @@ def warn_if_unpinned(law: Law) -> None:
         FitWarning,
         stacklevel=2,
     )
+
+
+def _averages(cls: type[Law]) -> bool:
+    """Whether the law class averages other laws (``auto``: its parameters are their weights, not
+    a form with fewer parameters to suggest)."""
+    return any(field.name == "members" for field in dataclasses.fields(cls))
 
 
 # Fit files of other formats, by their "format" field: the function that reads one (its data and

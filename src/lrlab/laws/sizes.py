@@ -69,7 +69,7 @@ from lrlab.laws.base import (
 )
 from lrlab.laws.joint import JointProblem, fit_joint
 from lrlab.laws.points import point_residuals
-from lrlab.laws.registry import DEFAULT_LAW, REGISTRY, get_law, register_format
+from lrlab.laws.registry import DEFAULT_SINGLE_LAW, REGISTRY, get_law, register_format
 from lrlab.runs.model import Run
 from lrlab.runs.warmup import fitted_warmup
 
@@ -142,7 +142,7 @@ class SizeLaw:
 
     def __init__(
         self,
-        law: str = DEFAULT_LAW,
+        law: str = DEFAULT_SINGLE_LAW,
         *,
         exponent: float = CHINCHILLA_EXPONENT,
         forms: Mapping[str, str] | None = None,
