@@ -10,10 +10,18 @@ from it.
 This is a fixture of the benchmarks and the tests, not part of the installed library: the scripts
 in ``benchmarks/`` import it as ``shared_data`` (their own folder is on the path), and
 ``tests/conftest.py`` puts this folder on the tests' path.
+
+A second real data set sits beside it, ``../shared/data/wsd-cooldown-124m/`` (50 validation-loss
+curves of a 124M model by another group, Schaipp et al. 2025): `wsd_cooldown_dir`,
+`wsd_cooldown_records` (its ``runs.json``) and `load_wsd_cooldown_run` read it as a user would,
+from the logged ``lr`` column with the 300-step warmup its README gives (the logs start at step 400,
+after the warmup). `load_logged_run` reads a multi-power-law curve the same way (logged ``lr``,
+``--warmup 2160``), where `load_shared_run` rebuilds its exact per-step LR from a spec.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -122,6 +130,48 @@ def load_shared_run(size: str, name: str) -> Run:
 def load_shared_runs(size: str, names: tuple[str, ...]) -> list[Run]:
     """Several shared curves of one model size."""
     return [load_shared_run(size, name) for name in names]
+
+
+# The multi-power-law runs' warmup (the README's; their logs start at its end, step 2160).
+LOGGED_WARMUP = 2160
+
+
+def load_logged_run(size: str, name: str) -> Run:
+    """One shared curve as ``lrlab fit --warmup 2160`` reads it: the per-step LR interpolated from
+    the logged ``lr`` column, the warmup (which the log, starting at its end, cannot show) given."""
+    path = shared_data_dir() / size / f"{name}.csv"
+    if not path.is_file():
+        raise LrlabError(f"{path}: shared curve not found (set LRLAB_SHARED_DATA?)")
+    return read_run(path, name=name, warmup=LOGGED_WARMUP)
+
+
+def wsd_cooldown_dir() -> Path:
+    """The 124M WSD-cooldown curves: ``wsd-cooldown-124m`` beside the multi-power-law folder."""
+    return shared_data_dir().parent / "wsd-cooldown-124m"
+
+
+def wsd_cooldown_available() -> bool:
+    """Whether the 124M WSD-cooldown data (its ``runs.json``) is there."""
+    return (wsd_cooldown_dir() / "runs.json").is_file()
+
+
+def wsd_cooldown_records() -> dict[str, dict]:
+    """The records of ``runs.json`` by run name: ``kind``, ``peak_lr``, ``schedule``, ``decay``,
+    ``cooldown_fraction``, ``total_steps``, ``warmup``."""
+    path = wsd_cooldown_dir() / "runs.json"
+    if not path.is_file():
+        raise LrlabError(f"{path}: not found (the wsd-cooldown-124m data set)")
+    return {record["name"]: record for record in json.loads(path.read_text(encoding="utf-8"))}
+
+
+def load_wsd_cooldown_run(name: str) -> Run:
+    """One 124M curve as ``lrlab fit --warmup 300`` reads it (logged ``lr``, the README's
+    warmup). A WSD run's file holds its whole curve: the constant phase it shares with
+    ``stable-124m`` up to the checkpoint it branched from, then its own steps."""
+    record = wsd_cooldown_records().get(name)
+    if record is None:
+        raise LrlabError(f"{wsd_cooldown_dir() / 'runs.json'}: no run named {name!r}")
+    return read_run(wsd_cooldown_dir() / f"{name}.csv", name=name, warmup=int(record["warmup"]))
 
 
 def _readme() -> str:
