@@ -9,14 +9,16 @@ does forecasting cost the training loop?
   size's three training runs (``--reference``) - against two baselines a user would try: a power
   law in steps fitted to the loss alone, and the last smoothed value (mean of the last 5 points).
   Error ``|forecast / final - 1|`` (the final loss: the last logged point), band coverage, and how
-  often there is no forecast (too few points, or a band wider than 20%).
+  often there is no forecast (too few points, a plan that decays the LR while the run has not yet
+  and no reference, or a band wider than 20%).
 - ``wsd124``: the same on the 124M WSD-cooldown curves (another group's runs); a WSD branch's
   prefix is the stable run's. The reference is a fit of the stable run and the cosine-to-10% run
   of 25000 steps at the same peak LR (the README's suggested task), and is scored on the others.
 - ``tunnel``: wind-tunnel runs of the study's default model (800 steps): the study's three fit
   runs (the reference), a WSD-20%-linear run (the plan) and a cosine run, cut as above; then the
   cooldown decision - at 50% of the WSD run, the start `lrlab whatif` picks, trained, against
-  WSD-20%. Runs are cached under ``--out`` and reused.
+  WSD-20%, both also with two more seeds to show the scatter between runs. Runs are cached under
+  ``--out`` and reused.
 - ``overhead``: the training-step time of a small transformer loop with `lrlab.integrations.
   Forecaster` (fits in a child process, or a thread) against the same loop without it, in one
   run, interleaved blocks; and the same for a Hugging Face Trainer with its callback.
@@ -46,6 +48,7 @@ CUTS = (0.10, 0.25, 0.50, 0.75)
 REFERENCE_SIZE = {"25M": "100M", "100M": "25M", "400M": "100M"}
 DATA_124M = shared.shared_data_dir().parent / "wsd-cooldown-124m"
 SMOOTH = 5  # points averaged by the last-smoothed-value baseline
+SEEDS = (0, 1, 2)  # tunnel: the cooldown decision's runs, repeated to show their scatter
 
 
 # --- forecasts from a cut curve -----------------------------------------------------------------
@@ -227,9 +230,15 @@ def tunnel_part(out: Path, rows: list[dict]) -> None:
     budget, peak, warmup = study.budget, study.peak, study.warmup
     config = {"budget": budget, "tunnel": setup}
 
-    def train(name: str, spec: str) -> Run:
+    def train(name: str, spec: str, seed: int = 0) -> Run:
+        """The run of `spec` (seed 0: the study's; others: the scatter between runs)."""
+        run_config = config
+        if seed:
+            seeded = {section: dict(values) for section, values in setup.items()}
+            seeded["train"]["seed"] = seed
+            run_config, name = {"budget": budget, "tunnel": seeded}, f"{name}-seed{seed}"
         return train_tunnel_run(
-            config,
+            run_config,
             out / "tunnel" / name,
             name,
             parse(spec),
@@ -255,6 +264,7 @@ def tunnel_part(out: Path, rows: list[dict]) -> None:
     half = runs["wsd-20%"].until(budget // 2)
     final_wsd = float(runs["wsd-20%"].loss[-1])
     print(f"  WSD-20%-linear (cooldown at {budget - round(0.2 * budget)}): {final_wsd:.4f}")
+    picked = None
     for label, ref in (("lrlab whatif", None), ("lrlab whatif --reference", reference)):
         forecaster = LiveForecaster(schedule=wsd20, total_steps=budget, reference=ref)
         result = forecaster.forecast(half)
@@ -262,17 +272,47 @@ def tunnel_part(out: Path, rows: list[dict]) -> None:
             print(f"  {label}: no forecast ({result.status}): {'; '.join(result.notes)}")
             continue
         start = result.best.whatif.start
+        picked = picked or start
         name = f"wsd-cooldown-at-{start}"
         measured = float(train(name, f"wsd({common}, cooldown_steps={budget - start})").loss[-1])
+        best = result.best
         print(
-            f"  {label}: best start {start}, forecast {result.best.final_loss:.4f} "
-            f"[{result.best.low:.4f}, {result.best.high:.4f}] (planned WSD-20% forecast "
-            f"{result.final_loss:.4f}); measured {measured:.4f}: "
+            f"  {label}: best start {start}, forecast {best.final_loss:.4f} "
+            f"[{best.low:.4f}, {best.high:.4f}], gain over the plan {best.gain:+.4f} "
+            f"[{best.gain_low:+.4f}, {best.gain_high:+.4f}] (planned WSD-20% forecast "
+            f"{result.final_loss:.4f} [{result.final_low:.4f}, {result.final_high:.4f}]); "
+            f"measured {measured:.4f}: "
             f"{'at least as low' if measured <= final_wsd else 'higher'} than WSD-20% by "
             f"{final_wsd - measured:+.4f}"
         )
     scatter = np.std(np.diff(runs["wsd-20%"].loss[-20:])) / np.sqrt(2)
     print(f"  eval-loss scatter of one point near the end (successive differences): {scatter:.4f}")
+    if picked is not None:
+        seeds_part(train, picked, f"wsd({common}, cooldown_steps={budget - picked})", wsd20)
+
+
+def seeds_part(train, start: int, spec: str, wsd20: str) -> None:
+    """The picked start and WSD-20% trained again with other seeds (initialisation and data
+    order): the scatter between runs, against which a difference of the two is read."""
+    pairs = []
+    for seed in SEEDS:
+        picked = float(train(f"wsd-cooldown-at-{start}", spec, seed).loss[-1])
+        plan = float(train("wsd-20%", wsd20, seed).loss[-1])
+        pairs.append((plan, picked))
+    differences = np.array([plan - picked for plan, picked in pairs])
+    plans = np.array([plan for plan, _ in pairs])
+    print(
+        f"  seeds {', '.join(map(str, SEEDS))}: WSD-20% "
+        + ", ".join(f"{plan:.4f}" for plan, _ in pairs)
+        + f"; cooldown at {start} "
+        + ", ".join(f"{picked:.4f}" for _, picked in pairs)
+    )
+    print(
+        f"  per seed, WSD-20% minus the pick: {', '.join(f'{d:+.4f}' for d in differences)}; "
+        f"mean {differences.mean():+.4f}, sd {differences.std(ddof=1):.4f} (standard error "
+        f"{differences.std(ddof=1) / np.sqrt(differences.size):.4f}); the final loss of one "
+        f"WSD-20% run scatters by sd {plans.std(ddof=1):.4f} between seeds"
+    )
 
 
 # --- overhead -----------------------------------------------------------------------------------
@@ -428,7 +468,13 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(shared.SIZES))
     parser.add_argument("--all-124m", action="store_true", help="every 124M curve, not a subset")
     parser.add_argument("--rounds", type=int, default=7, help="overhead: blocks per mode")
+    parser.add_argument(
+        "--cuts", help="fractions seen to forecast from, e.g. 0.5 (default: 0.1,0.25,0.5,0.75)"
+    )
     args = parser.parse_args()
+    if args.cuts:
+        global CUTS
+        CUTS = tuple(float(cut) for cut in args.cuts.split(","))
     parts = args.parts.split(",")
     warnings.simplefilter("ignore")  # logged-LR mismatches of the 124M logs, fit warnings
     print(

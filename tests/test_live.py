@@ -3,6 +3,7 @@ log (curves with a known answer from `live_helpers`)."""
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 
@@ -13,7 +14,13 @@ from live_helpers import curve, run_until, truth_final, truth_law, write_csv
 from lrlab.errors import LrlabError
 from lrlab.laws import get_law
 from lrlab.live import LiveForecaster, LogFollower, parse_cooldown
-from lrlab.live.whatif import Cooldown, plan_whatifs, score_whatifs, with_cooldown
+from lrlab.live.whatif import (
+    Cooldown,
+    HeldSpread,
+    plan_whatifs,
+    score_whatifs,
+    with_cooldown,
+)
 from lrlab.schedules import parse, save_spec
 
 WSD = "wsd(peak=3e-4, total=8000, warmup=400, cooldown_fraction=0.2)"
@@ -129,9 +136,9 @@ def test_a_decaying_run_is_forecast_within_its_band() -> None:
 def test_refits_start_from_the_previous_fit() -> None:
     forecaster = LiveForecaster(schedule=COSINE, law="mpl")
     first = forecaster.forecast(run_until(COSINE, 8000, 4000, every=40))
-    assert np.array_equal(forecaster._start, first.law.params_)
+    assert np.array_equal(forecaster._starts["mpl"], first.law.params_)
     forecaster.forecast(run_until(COSINE, 8000, 4400, every=40))
-    assert forecaster._start is not None
+    assert forecaster._starts["mpl"] is not None
 
 
 def test_a_reference_fit_holds_the_response_to_the_lr() -> None:
@@ -150,11 +157,78 @@ def test_a_reference_fit_holds_the_response_to_the_lr() -> None:
     assert not any("extrapolation" in note for note in result.notes)
 
 
+def test_the_band_with_a_reference_carries_the_reference_fits_spread() -> None:
+    """A reference's response to the LR is an estimate too: each replicate of the reference fit,
+    held in turn, gives another forecast, and their spread widens the bands (and the gains'
+    bands). A reference whose replicates all agree widens nothing."""
+    reference = get_law("mpl").fit(
+        [run_until(spec, 8000, 7999, every=40, seed=1) for spec in (COSINE, WSD)]
+    )
+    agreeing = copy.deepcopy(reference)
+    agreeing.replicates_ = np.tile(reference.params_, (len(reference.replicates_), 1))
+    seen = run_until(WSD, 8000, 4000, every=40)
+    wide = LiveForecaster(schedule=WSD, reference=reference).forecast(seen)
+    narrow = LiveForecaster(schedule=WSD, reference=agreeing).forecast(seen)
+    assert wide.status == narrow.status == "forecast"
+    assert wide.final_loss == pytest.approx(narrow.final_loss, rel=1e-6)
+    assert wide.final_low < narrow.final_low and wide.final_high > narrow.final_high
+    assert len(reference.replicates_) == 2  # leave-one-run-out
+    widths = [
+        (spread.gain_high - spread.gain_low, tight.gain_high - tight.gain_low)
+        for spread, tight in zip(wide.whatif, narrow.whatif, strict=True)
+        if spread.gain != 0  # the planned start itself: no difference, no band
+    ]
+    assert widths and all(spread > tight for spread, tight in widths)
+
+
+def test_the_held_spread_adds_in_quadrature_in_log_space() -> None:
+    from scipy import stats
+
+    held = HeldSpread((), band_scale=1.5)
+    finals = np.exp(np.array([0.0, 0.02, 0.04]))  # log sd: sqrt(2/3 * 0.0008) = 0.02309
+    sd = np.sqrt(2 / 3 * 0.0008)
+    low, high = held.widen(1.0, np.exp(-0.01), np.exp(0.03), finals, 0.9)
+    extra = stats.norm.ppf(0.95) * 1.5 * sd
+    assert np.log(low) == pytest.approx(-np.hypot(0.01, extra))
+    assert np.log(high) == pytest.approx(np.hypot(0.03, extra))
+    gain_low, gain_high = held.widen_gain(0.1, 0.05, 0.15, np.array([0.1, 0.12, 0.14]), 0.9)
+    half = np.hypot(0.05, stats.t.ppf(0.95, 2) * sd)
+    assert (gain_low, gain_high) == pytest.approx((0.1 - half, 0.1 + half))
+    assert held.widen_gain(0.1, None, None, np.array([0.1, 0.12]), 0.9) == (None, None)
+
+
 def test_a_fit_that_does_not_pin_the_end_down_gives_no_number() -> None:
-    forecaster = LiveForecaster(schedule=WSD, law="mpl", max_band=1e-6)
-    result = forecaster.forecast(run_until(WSD, 8000, 4000, every=40))
+    forecaster = LiveForecaster(schedule=COSINE, law="mpl", max_band=1e-6)
+    result = forecaster.forecast(run_until(COSINE, 8000, 4800, every=40))
     assert result.status == "unstable" and result.final_loss is None
     assert "wider than" in result.notes[-1]
+
+
+def test_no_forecast_of_a_decay_the_run_has_not_begun() -> None:
+    """A WSD run in its stable phase has not shown how a decay lowers the loss: without a
+    reference fit its planned cooldown gets no number, whatever the band; the same run planned
+    to stay at its LR does."""
+    seen = run_until(WSD, 8000, 4000, every=40)
+    result = LiveForecaster(schedule=WSD, law="mpl", max_band=10.0).forecast(seen)
+    assert result.status == "unstable" and result.final_loss is None
+    assert "has not lowered it yet" in result.notes[-1] and "--reference" in result.notes[-1]
+    held = LiveForecaster(schedule=WSD, law="mpl", total_steps=6000).forecast(seen)
+    assert held.status == "forecast"  # the plan up to step 6000 is the stable phase
+    assert abs(held.final_loss / truth_final(WSD, 6000) - 1) < 0.005
+
+
+def test_a_law_the_points_cannot_pin_down_gives_way_to_a_smaller_one() -> None:
+    """A run held at its peak LR leaves lrlab's decay terms undetermined: the forecast comes
+    from the next smaller law, with a note; with no fallback there is none."""
+    constant = "constant(peak=3e-4, warmup=400)"
+    seen = run_until(constant, 8000, 4000, every=40)
+    result = LiveForecaster(schedule=constant, total_steps=8000).forecast(seen)
+    assert result.status == "forecast" and result.law_name == "mpl"
+    assert "undetermined: forecast with law 'mpl' instead" in result.notes[0]
+    assert abs(result.final_loss / truth_final(constant, 8000) - 1) < 0.002
+    alone = LiveForecaster(schedule=constant, total_steps=8000, fallback=()).forecast(seen)
+    assert alone.status == "unstable" and alone.final_loss is None
+    assert "undetermined" in alone.notes[-1]
 
 
 def test_total_steps_are_needed_without_a_schedule_total() -> None:

@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from live_helpers import curve, write_csv
+from live_helpers import curve, run_until, write_csv
 from lrlab.cli import main
+from lrlab.laws import get_law
 
 WSD = "wsd(peak=3e-4, total=8000, warmup=400, cooldown_fraction=0.2)"
 COSINE = "cosine(peak=3e-4, total=8000, warmup=400, end_ratio=0.1)"
@@ -147,6 +148,13 @@ def test_whatif_lists_every_start_and_the_best(tmp_path, capsys) -> None:
     path = tmp_path / "run.csv"
     _write(path, WSD, 4000)
     args = ["whatif", str(path), "--total-steps", "8000", "--schedule", WSD, *FAST]
+    # In its stable phase the run cannot show what a decay does: no numbers without a reference
+    assert main(args) == 0
+    assert "has not lowered it yet" in capsys.readouterr().out
+    reference = tmp_path / "reference.json"
+    finished = [run_until(spec, 8000, 7999, every=40, seed=1) for spec in (COSINE, WSD)]
+    get_law("mpl").fit(finished).save(reference)
+    args += ["--reference", str(reference)]
     assert main([*args, "--cooldown", "1-sqrt"]) == 0
     out = capsys.readouterr().out
     assert "planned: planned schedule, cooldown at 6400" in out
@@ -155,6 +163,19 @@ def test_whatif_lists_every_start_and_the_best(tmp_path, capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     starts = [item["start"] for item in data["whatif"] if item["kind"] == "cooldown"]
     assert data["best_cooldown"]["start"] in starts and 6400 in starts
+
+
+def test_no_fallback_gives_no_forecast_where_the_law_is_not_pinned_down(tmp_path, capsys) -> None:
+    path = tmp_path / "run.csv"
+    constant = "constant(peak=3e-4, warmup=400)"
+    _write(path, constant, 4000)
+    args = ["watch", str(path), "--schedule", constant, "--total-steps", "8000", "--once"]
+    assert main([*args, "--json"]) == 0
+    (data,) = _json_lines(capsys.readouterr().out)
+    assert data["status"] == "forecast" and data["law"] == "mpl"
+    assert main([*args, "--json", "--no-fallback"]) == 0
+    (data,) = _json_lines(capsys.readouterr().out)
+    assert data["status"] == "unstable" and "undetermined" in data["notes"][-1]
 
 
 def test_whatif_with_a_bad_cooldown_is_an_error(tmp_path, capsys) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from lrlab.cli.run_options import with_run_warnings
 from lrlab.errors import LrlabError
-from lrlab.laws import DEFAULT_LAW
+from lrlab.laws import DEFAULT_SINGLE_LAW
 from lrlab.runs.columns import parse_column_mapping
 
 # What the table shows of each forecast; the what-ifs of a `--json` object are all there.
@@ -80,7 +80,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help="the what-ifs' decay: linear, 1-sqrt, cosine, exponential, or a wsd(...) spec or "
         "file (e.g. from lrlab optimize) whose decay shape, end and length are used",
     )
-    parser.add_argument("--law", default=DEFAULT_LAW, help=f"law to fit (default: {DEFAULT_LAW})")
+    parser.add_argument(
+        "--law", default=DEFAULT_SINGLE_LAW, help=f"law to fit (default: {DEFAULT_SINGLE_LAW})"
+    )
     parser.add_argument(
         "--reference",
         metavar="FIT.json",
@@ -93,6 +95,12 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.2,
         help="give no forecast while the band is wider than this fraction of it (0.2)",
+    )
+    parser.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="without --reference, give no forecast rather than fall back on a smaller law when "
+        "the points cannot pin the law down",
     )
     parser.add_argument("--json", action="store_true", help="print JSON (one object a line)")
     parser.add_argument("--plot", metavar="FILE.png", help="keep a plot of the forecast here")
@@ -109,6 +117,7 @@ def _forecaster(args: argparse.Namespace, schedule: Any, total: int | None) -> A
         cooldown=args.cooldown,
         level=args.level,
         max_band=args.max_band,
+        fallback=() if args.no_fallback else None,
     )
 
 

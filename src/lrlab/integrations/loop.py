@@ -19,11 +19,12 @@ forecast as a dict (`lrlab.live.LiveForecast.to_dict`), also written atomically 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
 from lrlab.errors import LrlabError
-from lrlab.laws import DEFAULT_LAW, Law
+from lrlab.laws import DEFAULT_SINGLE_LAW, Law
 from lrlab.live.background import BackgroundForecaster
 from lrlab.schedules import Schedule, from_spec
 
@@ -64,7 +65,7 @@ class Forecaster:
     the schedule's total). `every`: points per refit. `background`: ``process`` (a child process
     at a lower priority, the default) or ``thread``. The other options are those of
     `lrlab.live.LiveForecaster` (`law`, `reference`, `cooldown`, `level`, `min_points`,
-    `max_band`).
+    `max_band`, `fallback`).
     """
 
     def __init__(
@@ -75,12 +76,13 @@ class Forecaster:
         every: int = 10,
         json_path: str | Path | None = None,
         background: str = "process",
-        law: str = DEFAULT_LAW,
+        law: str = DEFAULT_SINGLE_LAW,
         reference: Law | str | Path | None = None,
         cooldown: str | None = None,
         level: float | None = None,
         min_points: int | None = None,
         max_band: float = 0.2,
+        fallback: Sequence[str] | None = None,
     ) -> None:
         if every < 1:
             raise LrlabError(f"every must be at least 1, got {every}")
@@ -94,6 +96,7 @@ class Forecaster:
             "level": level,
             "min_points": min_points,
             "max_band": max_band,
+            "fallback": None if fallback is None else list(fallback),
         }
         self.every = every
         self.has_schedule = spec is not None

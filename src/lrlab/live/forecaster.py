@@ -10,15 +10,21 @@ A forecast is only given when it means something:
 
 - too few points (fewer than `min_points`, by default three per fitted parameter plus three):
   status ``waiting``, with the number of points still needed;
+- a plan that lowers the LR while the run has not lowered it yet (by `UNSEEN_DECAY` of its
+  peak), without a reference fit: status ``unstable``, no number. Such a run tells a law
+  nothing about how the loss responds to a decay, so the law's number would be its bounds';
 - a fit that does not pin the final loss down (its band wider than `max_band` of the forecast,
   or a non-finite forecast): status ``unstable``, no number;
 - otherwise status ``forecast``.
 
-A run that has not lowered its LR yet tells a law nothing about how the loss responds to a decay:
-the forecast of a cooldown is then the law's extrapolation from the warmup alone, and says so. A
-`reference` fit (an earlier fit of the same kind of model, e.g. ``lrlab fit`` on a few finished
-runs) fixes that: its response to the LR (every parameter but ``L0``, ``A`` and ``alpha``) is held,
-and only the run's own power law is fitted live.
+The what-ifs of a run that has not lowered its LR yet (when to start its cooldown) are the law's
+extrapolation, and say so. A `reference` fit (an earlier fit of the same kind of model, e.g.
+``lrlab fit`` on a few finished runs) fixes that: its response to the LR (every parameter but
+``L0``, ``A`` and ``alpha``) is held, and only the run's own power law is fitted live; the
+spread of the reference's replicate fits widens the bands (`lrlab.live.whatif.HeldSpread`).
+
+Without a reference, a law that the points seen cannot pin down (`pinned_down`), or whose band
+is too wide, gives way to a smaller one (`FALLBACK_LAWS`), and a note says so.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from typing import Any
 import numpy as np
 
 from lrlab.errors import LrlabError
-from lrlab.laws import DEFAULT_LAW, Law, get_law, load_law
+from lrlab.laws import DEFAULT_SINGLE_LAW, Law, get_law, load_law
 from lrlab.live.whatif import (
     Cooldown,
+    HeldSpread,
     ScoredWhatIf,
     parse_cooldown,
+    plan_whatifs,
     schedule_total,
     score_whatifs,
 )
@@ -47,7 +55,15 @@ from lrlab.schedules import Schedule, from_spec
 # What a reference fit leaves to the live run: the power law in the LR area every law starts
 # with. The rest (the response to LR changes) comes from the reference.
 OWN_PARAMS = ("L0", "A", "alpha")
-DEFAULT_MAX_BAND = 0.2
+DEFAULT_MAX_BAND = 0.2  # its origin: docs/live.md, "Where the 20% came from"
+# An LR drop, as a fraction of the peak, that a run has to have made before its own points say
+# anything about how a decay lowers the loss (and that a forecast going lower has to exceed
+# before it is called an extrapolation).
+UNSEEN_DECAY = 0.1
+# Without a reference, the laws tried in turn when the chosen one cannot be pinned down by the
+# points seen (or its band is too wide): each one smaller, so needing less of the run. Chosen on
+# training-only evidence (docs/laws.md, "Seventh round").
+FALLBACK_LAWS = ("mpl", "momentum", "power")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +160,10 @@ class LiveForecaster:
     at its last value); `total_steps` the run's budget (default: the schedule's total); `law` a
     law name or unfitted `Law`; `reference` a fitted law (or its file) whose response to the LR
     is held; `cooldown` the what-ifs' decay (`lrlab.live.whatif.parse_cooldown`); `level` the
-    band level; `whatifs=False` skips them.
+    band level; `whatifs=False` skips them. `fallback`: without a reference, the laws (names)
+    tried in turn, those smaller than `law` only, when a fit leaves a third of its parameters
+    undetermined (`pinned_down`) or its band is wider than `max_band` (default
+    `FALLBACK_LAWS`; ``()``: none).
     """
 
     def __init__(
@@ -152,7 +171,7 @@ class LiveForecaster:
         *,
         total_steps: int | None = None,
         schedule: Schedule | dict[str, Any] | str | None = None,
-        law: str | Law = DEFAULT_LAW,
+        law: str | Law = DEFAULT_SINGLE_LAW,
         reference: Law | str | Path | None = None,
         cooldown: Cooldown | str | None = None,
         level: float | None = None,
@@ -160,6 +179,7 @@ class LiveForecaster:
         max_band: float = DEFAULT_MAX_BAND,
         bands: bool = True,
         whatifs: bool = True,
+        fallback: Sequence[str] | None = None,
     ) -> None:
         self.schedule = None if schedule is None else from_spec(schedule)
         total = total_steps if total_steps is not None else schedule_total(self.schedule)
@@ -171,12 +191,24 @@ class LiveForecaster:
         if int(total) < 2:
             raise LrlabError(f"total steps must be at least 2, got {total}")
         self.total_steps = int(total)
+        self._reference: Law | None = None
+        # Each law's last fit: the next fit's warm start.
+        self._starts: dict[str, np.ndarray] = {}
         if reference is not None:
-            self.law = reference_law(reference, bands)
-            self._start: np.ndarray | None = self.law_params(reference)
+            self._reference = (
+                load_law(reference) if isinstance(reference, str | Path) else reference
+            )
+            self.law = reference_law(self._reference, bands)
+            self._starts[self.law.name] = self.law_params(self._reference)
+            self.fallback: tuple[Law, ...] = ()  # the reference pins the response down
         else:
             self.law = get_law(law, bands=bands) if isinstance(law, str) else law
-            self._start = None
+            names = FALLBACK_LAWS if fallback is None else fallback
+            laws = [get_law(name, bands=bands) for name in names]
+            # Only smaller laws: each step down needs less of the run.
+            self.fallback = tuple(
+                item for item in laws if len(item.param_names) < len(self.law.param_names)
+            )
         free = len(self.law.param_names) - len(self.law.fixed_parameters())
         self.min_points = int(min_points if min_points is not None else 3 * free + 3)
         if self.min_points <= free:
@@ -200,7 +232,8 @@ class LiveForecaster:
         return int(np.count_nonzero(np.cumsum(run.lr)[run.steps] > 0))
 
     def forecast(self, run: Run, notes: Sequence[str] = ()) -> LiveForecast:
-        """Fit the law to `run` (the part logged so far) and forecast its end."""
+        """Fit the law to `run` (the part logged so far) and forecast its end; without a
+        reference, a law the points cannot pin down gives way to the next of `fallback`."""
         notes = list(notes)
         points = self.usable_points(run)
         common = {
@@ -208,42 +241,55 @@ class LiveForecaster:
             "loss": float(run.loss[-1]),
             "points": points,
             "total_steps": self.total_steps,
-            "law_name": self.law.name,
         }
         if points < self.min_points:
             return LiveForecast(
-                **common, status="waiting", needed=self.min_points - points, notes=tuple(notes)
+                **common,
+                law_name=self.law.name,
+                status="waiting",
+                needed=self.min_points - points,
+                notes=tuple(notes),
             )
         began = time.perf_counter()
-        try:
-            law = self.law.fit([run], start=self._start)
-        except LrlabError as error:  # e.g. too few points in a jackknife block
-            notes.append(f"fit failed: {error}")
-            return LiveForecast(**common, status="unstable", notes=tuple(notes))
-        self._start = law.params_.copy()
         observed = run.lr[: int(run.steps[-1]) + 1]
-        planned, whatif, best = score_whatifs(
-            law,
-            observed,
-            self.schedule,
-            self.total_steps,
-            self.cooldown,
-            self.level,
-            only_planned=not self.whatifs,
-        )
+        if not self.has_reference:
+            plan = plan_whatifs(observed, self.schedule, self.total_steps, self.cooldown)[0]
+            unseen = _extrapolation(observed, [plan.lr])
+            if unseen is not None and unseen[0] > 1 - UNSEEN_DECAY:
+                # The run has not lowered its LR yet, and the plan does: nothing in its points
+                # says how much a decay lowers the loss, and a law's number for it is its bounds'
+                # and starting values' (docs/laws.md, "Seventh round, live": forecasts of the
+                # training curves missed by 1-57%). No fit can change that, so none is made.
+                notes.append(
+                    f"the plan lowers the LR to {unseen[1]:.0%} of its peak, and the run has not "
+                    f"lowered it yet (it is at {unseen[0]:.0%}): how much a decay lowers the "
+                    "loss cannot be learnt from this run; no forecast until the decay has begun, "
+                    "or with a reference fit of earlier runs (--reference FIT.json)"
+                )
+                return LiveForecast(
+                    **common, law_name=self.law.name, status="unstable", notes=tuple(notes)
+                )
+        refused: list[str] = []
+        for candidate in (self.law, *self.fallback):
+            law, scored, reason = self._attempt(candidate, run, observed, notes)
+            if reason is None:
+                break
+            refused.append(f"law {candidate.name!r}: {reason}")
         seconds = round(time.perf_counter() - began, 3)
-        finite = all(math.isfinite(v) for v in (planned.final_loss, planned.low, planned.high))
-        width = (planned.high - planned.low) / planned.final_loss if finite else math.inf
-        if not finite or planned.final_loss <= 0 or width > self.max_band:
-            band = f"[{planned.low:.4g}, {planned.high:.4g}]" if finite else "not finite"
-            notes.append(
-                f"the fit's band for the final loss is {band}, wider than {self.max_band:.0%} of "
-                "the forecast: no forecast until more points narrow it"
-            )
+        if reason is not None:
+            notes += refused
             return LiveForecast(
-                **common, status="unstable", notes=tuple(notes), fit_seconds=seconds, law=law
+                **common,
+                law_name=self.law.name,
+                status="unstable",
+                notes=tuple(notes),
+                fit_seconds=seconds,
+                law=law,
             )
-        reach = _extrapolation(observed, planned, whatif)
+        if refused:
+            notes.append(f"{'; '.join(refused)}: forecast with law {law.name!r} instead")
+        planned, whatif, best = scored
+        reach = _extrapolation(observed, [planned.whatif.lr, *(i.whatif.lr for i in whatif)])
         if not self.has_reference and reach is not None:
             notes.append(
                 f"the forecasts lower the LR to {reach[1]:.0%} of its peak, the run so far only "
@@ -252,6 +298,7 @@ class LiveForecaster:
             )
         return LiveForecast(
             **common,
+            law_name=law.name,
             status="forecast",
             final_loss=planned.final_loss,
             final_low=planned.low,
@@ -265,17 +312,99 @@ class LiveForecaster:
             run=run,
         )
 
+    def _attempt(
+        self, candidate: Law, run: Run, observed: np.ndarray, notes: list[str]
+    ) -> tuple[Law | None, Any, str | None]:
+        """Fit `candidate` to `run` and score the what-ifs: the fitted law, `score_whatifs`'s
+        result and None, or the reason it gives no forecast (the fit failed; without a reference,
+        the points leave the law undetermined (`pinned_down`); the band is too wide)."""
+        try:
+            law = candidate.fit([run], start=self._starts.get(candidate.name))
+        except LrlabError as error:  # e.g. too few points in a jackknife block
+            return None, None, f"fit failed: {error}"
+        self._starts[candidate.name] = law.params_.copy()
+        if not self.has_reference and not pinned_down(law):
+            unpinned = ", ".join(law.fit_info_["unpinned"])
+            return law, None, f"the points leave {unpinned} undetermined"
+        scored = score_whatifs(
+            law,
+            observed,
+            self.schedule,
+            self.total_steps,
+            self.cooldown,
+            self.level,
+            only_planned=not self.whatifs,
+            held=self._held_spread(run, law, notes),
+        )
+        planned = scored[0]
+        finite = all(math.isfinite(v) for v in (planned.final_loss, planned.low, planned.high))
+        width = (planned.high - planned.low) / planned.final_loss if finite else math.inf
+        if not finite or planned.final_loss <= 0 or width > self.max_band:
+            band = f"[{planned.low:.4g}, {planned.high:.4g}]" if finite else "not finite"
+            reason = (
+                f"the fit's band for the final loss is {band}, wider than {self.max_band:.0%} "
+                "of the forecast: no forecast until more points narrow it"
+            )
+            return law, None, reason
+        return law, scored, None
+
+    def _held_spread(self, run: Run, law: Law, notes: list[str]) -> HeldSpread | None:
+        """With a reference fit that has replicates (and bands wanted): `run` refitted once per
+        replicate, holding that replicate's response to the LR, so that the bands carry the
+        reference's uncertainty too (`HeldSpread`). None otherwise, with a note when a reference
+        without replicates leaves the bands to the live run's spread alone."""
+        reference = self._reference
+        if reference is None or not self.law.bands:
+            return None
+        replicas = reference.replicates_
+        if len(replicas) < 2:
+            notes.append(
+                "the reference fit has no replicates (fitted without bands): the band leaves "
+                "out its uncertainty"
+            )
+            return None
+        names = self.law.param_names
+        own = [names.index(name) for name in OWN_PARAMS]
+        params = self.law.get_params()
+        params["bands"] = False
+        refits = []
+        for theta in replicas:
+            params["fixed"] = {
+                name: float(value)
+                for name, value in zip(names, theta, strict=True)
+                if name not in OWN_PARAMS
+            }
+            start = np.asarray(theta, dtype=np.float64).copy()
+            start[own] = law.params_[own]  # the live fit's own part: a near start
+            try:
+                refits.append(type(self.law)(**params).fit([run], start=start))
+            except LrlabError as error:
+                notes.append(
+                    f"a refit with a reference replicate failed ({error}): the band "
+                    "leaves out the reference's uncertainty"
+                )
+                return None
+        return HeldSpread(tuple(refits), float(reference.band_scale_))
+
+
+def pinned_down(law: Law) -> bool:
+    """Whether a fit's points determine the law: fewer than a third of its free parameters, or
+    fewer than two, have errors larger than their values (``fit_info_["unpinned"]``). The rule of
+    `lrlab.laws.registry.warn_if_unpinned`: one such parameter is common in a sound fit, a third
+    of them means the run lacks what the law needs."""
+    free = len(law.param_names) - len(law.fixed_parameters())
+    return len(law.fit_info_.get("unpinned", [])) < max(2, math.ceil(free / 3))
+
 
 def _extrapolation(
-    observed: np.ndarray, planned: ScoredWhatIf, whatif: Sequence[ScoredWhatIf]
+    observed: np.ndarray, future: Sequence[np.ndarray]
 ) -> tuple[float, float] | None:
-    """The lowest LR the run has reached after its peak and the lowest the forecasts go to, as
-    fractions of the peak, when the forecasts go lower by more than a tenth of the peak (None
-    otherwise): how the loss responds there has not been seen."""
+    """The lowest LR the run has reached after its peak and the lowest that the per-step LRs
+    `future` go to after it, as fractions of the peak, when they go lower by more than
+    `UNSEEN_DECAY` of the peak (None otherwise): how the loss responds there has not been seen."""
     peak = float(observed.max())
     if peak <= 0:
         return None
     seen = float(observed[int(np.argmax(observed)) :].min()) / peak
-    future = [planned.whatif.lr, *(item.whatif.lr for item in whatif)]
     wanted = min(float(lr[observed.size :].min(initial=peak)) for lr in future) / peak
-    return (seen, wanted) if wanted < seen - 0.1 else None
+    return (seen, wanted) if wanted < seen - UNSEEN_DECAY else None

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lrlab.errors import LrlabError
-from lrlab.laws.base import Law
+from lrlab.laws.base import Law, _jackknife_variance  # the one jackknife of the bands
 from lrlab.schedules import (
     WSD,
     WSDC,
@@ -347,6 +347,58 @@ def score(law: Law, whatif: WhatIf, level: float | None = None) -> tuple[float, 
     return float(pred[0]), float(low[0]), float(high[0])
 
 
+@dataclasses.dataclass(frozen=True)
+class HeldSpread:
+    """The uncertainty of a response to the LR that a forecast holds fixed (a reference fit's):
+    `refits` are the live run refitted once per replicate of the reference fit, each holding that
+    replicate's response, and `band_scale` is the reference fit's band calibration.
+
+    A forecast made with the reference's own response has a band from the live run's jackknife
+    alone, as if that response were exact. The refits' spread is the part it leaves out: the
+    final loss's jackknife sd over them, scaled as `Law.predict_with_band` scales a band (the
+    normal quantile times `band_scale`), is added in quadrature to the band's half-widths in log
+    space; for a gain, the Student quantile as in `Law.compare_finals`."""
+
+    refits: tuple[Law, ...]
+    band_scale: float = 1.0
+
+    def finals(self, item: WhatIf) -> np.ndarray:
+        """Each refit's final loss of `item`."""
+        last = np.array([item.total - 1])
+        return np.array([float(law.predict(item.lr, last)[0]) for law in self.refits])
+
+    def widen(
+        self, final: float, low: float, high: float, finals: np.ndarray, level: float
+    ) -> tuple[float, float]:
+        """`low`, `high` around `final`, widened by the refits' spread of `finals`."""
+        from scipy import stats  # costs 0.3 s to import: only bands need it
+
+        sd = math.sqrt(float(_jackknife_variance(np.log(finals)[:, None])[0]))
+        extra = float(stats.norm.ppf(0.5 + level / 2)) * self.band_scale * sd
+        below = math.hypot(math.log(final / low), extra)
+        above = math.hypot(math.log(high / final), extra)
+        return final * math.exp(-below), final * math.exp(above)
+
+    def widen_gain(
+        self,
+        gain: float,
+        low: float | None,
+        high: float | None,
+        differences: np.ndarray,
+        level: float,
+    ) -> tuple[float | None, float | None]:
+        """A gain's band (`low`, `high`, symmetric about `gain`), widened by the refits' spread
+        of the same difference."""
+        from scipy import stats
+
+        if low is None or high is None:
+            return low, high
+        sd = math.sqrt(float(_jackknife_variance(differences[:, None])[0]))
+        extra = float(stats.t.ppf(0.5 + level / 2, differences.size - 1)) * sd
+        half = math.hypot((high - low) / 2, extra)
+        return gain - half, gain + half
+
+
 def score_whatifs(
     law: Law,
     observed_lr: np.ndarray,
@@ -355,12 +407,18 @@ def score_whatifs(
     cooldown: Cooldown | None = None,
     level: float | None = None,
     only_planned: bool = False,
+    held: HeldSpread | None = None,
 ) -> tuple[ScoredWhatIf, list[ScoredWhatIf], ScoredWhatIf | None]:
     """The planned run, every what-if and the best cooldown start, each scored by the fitted
     law (with `only_planned`, the planned run alone). Without a given length, the extensions
-    cool down over the best start's fraction."""
+    cool down over the best start's fraction. `held`: the spread of a held response to the LR
+    (`HeldSpread`), added to every band."""
     planned, whatifs, chosen = plan_whatifs(observed_lr, schedule, total, cooldown)
+    band_level = float(law.band_level if level is None else level)
+    held_planned = held.finals(planned) if held else None
     planned_score = score(law, planned, level)
+    if held:
+        planned_score = (planned_score[0], *held.widen(*planned_score, held_planned, band_level))
     base = planned_score[0]
     if only_planned:
         return ScoredWhatIf(planned, *planned_score, 0.0), [], None
@@ -371,7 +429,14 @@ def score_whatifs(
         final, low, high = score(law, item, level)
         # The gain's own band: most of each forecast's band is error the two share.
         difference = law.compare_finals(planned_finals, law.final_replicas(item.lr), level)
-        return ScoredWhatIf(item, final, low, high, base - final, difference.low, difference.high)
+        gain_low, gain_high = difference.low, difference.high
+        if held:
+            finals = held.finals(item)
+            low, high = held.widen(final, low, high, finals, band_level)
+            gain_low, gain_high = held.widen_gain(
+                base - final, gain_low, gain_high, held_planned - finals, band_level
+            )
+        return ScoredWhatIf(item, final, low, high, base - final, gain_low, gain_high)
 
     starts = [scored(item) for item in whatifs if item.kind == "cooldown"]
     best = min(starts, key=lambda item: item.final_loss) if starts else None
