@@ -65,6 +65,7 @@ def test_summary_records_forecasts_verifications_and_extra(reported):
     )
     assert check["error"] == check["measured"] - cosine.final_loss
     assert summary["note"] == 1 and summary["chosen_law"] == "power"
+    assert summary["law_weights"] == {"power": 1.0} and summary["law_choice"] == ""
     assert summary["runs"][0]["fit_PredE"] < 1e-3
 
 
@@ -261,3 +262,26 @@ def test_the_page_offers_the_nearest_simple_schedule_beside_a_free_form_one(repo
     assert "Nearest simple schedule (least squares on the LR curve)" in page
     assert f"<code>{html.escape(str(cosine.schedule))}</code>" in page
     assert "Nearest simple schedule" not in render_report(summary, figures)
+
+
+def test_the_page_names_the_law_and_marks_its_rows_in_the_law_table(reported):
+    """A single law is named and its row marked "(chosen)"; an average is named with its
+    members' weights, and each member's row marked with its weight."""
+    out, summary, _, _ = reported
+    figures = {path.stem: path for path in out.glob("*.png")}
+    scores = {"runs": {"constant": {"PredE": 0.01, "WorstE": 0.02}}, "PredE": 0.01, "WorstE": 0.02}
+    laws = dict.fromkeys(("power", "momentum", "mpl", "lrlab"), scores)
+    single = {**summary, "laws": laws, "law_choice": "the lowest leave-one-run-out error"}
+    page = render_report(single, figures)
+    assert "law <b>power</b>" in page and "<b>power</b> (chosen)" in page
+    assert "law power's, the lowest leave-one-run-out error." in page
+    assert "(in the average" not in page
+    weights = {"momentum": 0.5, "mpl": 0.25, "lrlab": 0.25}
+    page = render_report(
+        {**single, "chosen_law": "auto", "law_weights": weights, "law_choice": "the default"},
+        figures,
+    )
+    assert "law <b>auto (average of momentum 0.50, mpl 0.25, lrlab 0.25)</b>" in page
+    assert "<b>momentum</b> (in the average, weight 0.50)" in page
+    assert "<b>mpl</b> (in the average, weight 0.25)" in page
+    assert "(chosen)" not in page and "<td>power</td>" in page

@@ -14,8 +14,10 @@ import yaml
 from browser_helpers import chromium, render
 from lrlab.cli import main
 from lrlab.errors import LrlabError
+from lrlab.laws import DEFAULT_LAW
+from lrlab.laws.selection import CANDIDATES
 from lrlab.schedules import from_spec
-from lrlab.study import StudyConfig, _run_folder, study_default, study_runs
+from lrlab.study import DEFAULT_CHOICE, StudyConfig, _run_folder, study_default, study_runs
 from shared_data import load_shared_runs, shared_data_available
 
 needs_shared = pytest.mark.skipif(
@@ -39,10 +41,17 @@ def logs_study(tmp_path_factory):
 @needs_shared
 def test_logs_study_recommends_and_compares(logs_study):
     out, summary = logs_study
-    assert summary["chosen_law"] in summary["laws"]
-    chosen = summary["laws"][summary["chosen_law"]]
-    assert all(chosen["PredE"] <= law["PredE"] for law in summary["laws"].values())
-    assert set(chosen["runs"]) == {HOSTILE, "cosine_24000", "wsdcon_9"}
+    # The forecasts are the default law's, the average, not the cross-validation's winner; every
+    # single law's leave-one-run-out scores stay in the summary as the evidence.
+    assert summary["chosen_law"] == DEFAULT_LAW == "auto"
+    assert summary["law_choice"] == DEFAULT_CHOICE
+    weights = summary["law_weights"]
+    assert list(weights) == ["momentum", "mpl", "lrlab"]
+    assert weights == pytest.approx(dict.fromkeys(weights, 1 / 3))
+    assert summary["fit"]["law"] == "auto" and set(summary["fit"]["members"]) == set(weights)
+    assert list(summary["laws"]) == list(CANDIDATES)
+    for law in weights:
+        assert set(summary["laws"][law]["runs"]) == {HOSTILE, "cosine_24000", "wsdcon_9"}
     best = summary["recommended"]
     low, high = best["band"]
     assert low <= best["final_loss"] <= high
@@ -60,6 +69,9 @@ def test_report_is_self_contained_and_escapes_user_strings(logs_study):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
     assert page.count("data:image/png;base64,") == 3
+    # The law line names the average's members and weights; its table marks them, not a winner.
+    assert "law <b>auto (average of momentum 0.33, mpl 0.33, lrlab 0.33)</b>" in page
+    assert page.count("(in the average, weight 0.33)") == 3 and "(chosen)" not in page
     assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
 
 

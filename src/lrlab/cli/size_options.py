@@ -1,6 +1,7 @@
 """The command line of the size-aware law (`lrlab.laws.sizes`): ``lrlab fit --size-law`` with
 ``--params DIR=COUNT``, and ``--params COUNT`` on the commands that use a fit (``predict``,
-``evaluate``, ``optimize``), which picks the size to forecast.
+``evaluate``, ``optimize``), which picks the size to forecast; ``lrlab study`` takes both
+(``--size-law`` with ``--params COUNT`` and ``--params DIR=COUNT``).
 
 Runs are grouped by directory, as for ``--joint``; a directory's parameter count is read from its
 name when the name is one (``25M``, ``124m``, ``1.3B``, ``350K``), else given with ``--params
@@ -81,6 +82,49 @@ def add_params_option(parser: argparse.ArgumentParser) -> None:
         help="with a size-aware fit (fit --size-law): the parameter count of the model to "
         "forecast, such as 400M or 1.3B",
     )
+
+
+def _count_or_directory(text: str) -> tuple[str | None, float, str]:
+    """``--params`` of ``lrlab study``: ``COUNT`` (the size to design for, as on ``predict``)
+    or ``DIR=COUNT`` (a directory's count, as on ``fit --size-law``)."""
+    if "=" in text:
+        return _directory_count(text)
+    return None, _count(text), text
+
+
+def add_study_options(parser: argparse.ArgumentParser) -> None:
+    """``--size-law`` and ``--params`` of ``lrlab study``: the names ``fit`` and ``predict`` use,
+    for the same ideas."""
+    parser.add_argument(
+        "--size-law",
+        action="store_true",
+        help="with RUN logs of several model sizes (grouped by directory; a directory's count "
+        "from its name, such as 25M or 1.3B, or --params DIR=COUNT): one law across the sizes, "
+        "the schedule designed for --params COUNT",
+    )
+    parser.add_argument(
+        "--params",
+        action="append",
+        type=_count_or_directory,
+        metavar="COUNT|DIR=COUNT",
+        help="COUNT: the parameter count of the model to design for and forecast, such as 400M "
+        "(with --size-law, or with sizes: in --config; default: the largest size); DIR=COUNT: "
+        "with --size-law, the parameter count of the runs in directory DIR (repeatable)",
+    )
+
+
+def study_params(args: argparse.Namespace) -> tuple[float | None, list[tuple[str, float, str]]]:
+    """``lrlab study``'s ``--params``: the target count (given at most once) and the
+    ``DIR=COUNT`` entries."""
+    given = args.params or []
+    targets = [entry for entry in given if entry[0] is None]
+    if len(targets) > 1:
+        raise LrlabError(
+            f"--params {targets[0][2]} and --params {targets[1][2]}: give the parameter count "
+            "to forecast once"
+        )
+    directories = [(str(d), count, text) for d, count, text in given if d is not None]
+    return (targets[0][1] if targets else None), directories
 
 
 def law_at_size(fitted: Any, params: float | None, source: str) -> Law:

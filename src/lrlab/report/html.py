@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,11 @@ def _simple_equivalent(simple: Mapping[str, Any] | None) -> str:
     )
 
 
-def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
-    """The HTML page for a study summary (see `lrlab.report.study_report`) and its figure files."""
+def render_report(
+    summary: Mapping[str, Any], figures: Mapping[str, Path], sections: Sequence[str] = ()
+) -> str:
+    """The HTML page for a study summary (see `lrlab.report.study_report`) and its figure files;
+    `sections` (HTML, escaped by their makers) follow the recommendation and its checks."""
     best = summary["recommended"]
     peak = f"{summary['peak']:g}"
     parts = [
@@ -107,7 +110,7 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
         (
             f'<p class="muted">lrlab {_e(summary["lrlab"])} · {_e(summary["created"])} · budget '
             f"{_e(summary['budget'])} steps · peak LR {_e(peak)} · warmup "
-            f"{_e(summary['warmup'])} steps · law <b>{_e(summary['chosen_law'])}</b></p>"
+            f"{_e(summary['warmup'])} steps · law <b>{_e(describe_law(summary))}</b></p>"
         ),
         '<div class="card"><div>Recommended schedule</div>',
         (
@@ -167,16 +170,21 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
         if "verification" in figures:
             parts.append(_image(figures["verification"], "forecast vs measured"))
     parts += [
+        *sections,
         "<h2>Schedules</h2>",
         _image(figures["schedules"], "learning-rate schedules"),
         "<h2>Forecast over the budget</h2>",
-        "<p>Each line is the chosen law's forecast; the shaded band is its calibrated band.</p>",
+        (
+            f"<p>Each line is law {_e(summary['chosen_law'])}'s forecast; the shaded band is its "
+            "calibrated band.</p>"
+        ),
         _image(figures["forecast"], "forecast loss curves"),
         "<h2>Which law</h2>",
         (
-            "<p>Each law forecast each run from a fit that never saw it (leave one run out; a "
-            "single run is forecast on its last 30% from its first 70%). The law with the lowest "
-            "mean PredE is used.</p>"
+            f"<p>The forecasts are law {_e(describe_law(summary))}'s, "
+            f"{_e(summary['law_choice'] or 'the law given')}. Each single law forecast each run "
+            "from a fit that never saw it (leave one run out; a single run is forecast on its "
+            "last 30% from its first 70%):</p>"
         ),
         _law_table(summary),
         "<h2>Fit to the runs</h2>",
@@ -211,12 +219,29 @@ def render_report(summary: Mapping[str, Any], figures: Mapping[str, Path]) -> st
     )
 
 
+def describe_law(summary: Mapping[str, Any]) -> str:
+    """The study's law in words: its name, and for an average its members with their weights
+    ("auto (average of momentum 0.33, mpl 0.33, lrlab 0.33)")."""
+    name, weights = summary["chosen_law"], summary["law_weights"]
+    if list(weights) == [name]:
+        return name
+    members = ", ".join(f"{member} {weight:.2f}" for member, weight in weights.items())
+    return f"{name} (average of {members})"
+
+
 def _law_table(summary: Mapping[str, Any]) -> str:
+    """Every single law's cross-validation scores, the law used or the members of the average
+    used marked as such."""
+    weights = summary["law_weights"]
     rows = []
     for name, scores in summary["laws"].items():
-        chosen = " (chosen)" if name == summary["chosen_law"] else ""
+        chosen = ""
+        if name == summary["chosen_law"]:
+            chosen = " (chosen)"
+        elif name in weights:
+            chosen = f" (in the average, weight {weights[name]:.2f})"
         if "error" in scores:
-            rows.append([f"{_e(name)}", "–", "–", _e(scores["error"])])
+            rows.append([f"{_e(name)}{chosen}", "–", "–", _e(scores["error"])])
             continue
         per_run = "; ".join(
             f'{_e(run)}: <span class="n">{s["PredE"]:.5f}</span>'

@@ -1,9 +1,9 @@
 """What a study found, as ``summary.json``, figures and ``report.html``.
 
-`lrlab.study` runs a study and hands its results here as an `Analysis` (the chosen law, the
-recommended schedule and the schedules it is compared with) and `Verification`s (schedules trained
-after their forecast). They are defined here, with the code that shows them, so that the report
-depends only on the layers below it (design, laws, runs, schedules) and never on the study.
+`lrlab.study` runs a study and hands its results here as an `Analysis` (the law fitted and why,
+the recommended schedule and the schedules it is compared with) and `Verification`s (schedules
+trained after their forecast). They are defined here, with the code that shows them, so that the
+report depends only on the layers below it (design, laws, runs, schedules) and never on the study.
 
 Claims stay within the evidence:
 
@@ -30,10 +30,12 @@ import numpy as np
 
 from lrlab import __version__
 from lrlab.atomic import atomic_write_text
-from lrlab.design.optimize import Forecast
-from lrlab.laws import Law
+from lrlab.design.optimize import Forecast, forecast
+from lrlab.laws import Law, SizeLaw
+from lrlab.laws.auto_law import MEMBERS, AutoLaw
 from lrlab.laws.base import FinalDifference
 from lrlab.laws.metrics import coverage, pred_e
+from lrlab.laws.sizes import describe_count, log_distance
 from lrlab.report.html import render_report
 from lrlab.report.plots import (
     ZOOM_SHARE,
@@ -44,6 +46,7 @@ from lrlab.report.plots import (
     plot_run_fits,
     plot_schedules,
 )
+from lrlab.report.sizes_html import render_sizes
 from lrlab.runs import Run
 
 
@@ -63,7 +66,9 @@ class Verification:
 
 @dataclasses.dataclass(frozen=True)
 class Analysis:
-    """The chosen law fitted to the runs, the recommended schedule and its comparisons."""
+    """The law fitted to the runs, every single law's cross-validation scores on them
+    (`law_table`, as `lrlab.laws.selection.choose_law` gives it), the recommended schedule and
+    its comparisons, and how the law was chosen, in words (`law_choice`; empty: not said)."""
 
     law: Law
     law_table: dict[str, dict[str, Any]]
@@ -72,6 +77,42 @@ class Analysis:
     warmup: int
     recommended: Forecast
     comparisons: dict[str, Forecast]
+    law_choice: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeDesign:
+    """One model size under a size-aware law: the law at that size (`SizeLaw.at`), the WSD
+    family's optimum there (its cooldown share and decay say in two numbers whether the optimum
+    moves with size), the comparisons there, the runs measured at that size (none at a target
+    not run) and the tokens each run trains on (None where unknown)."""
+
+    name: str
+    params: float
+    law: Law
+    wsd: Forecast
+    comparisons: dict[str, Forecast]
+    runs: tuple[Run, ...] = ()
+    tokens: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeAnalysis:
+    """A study across sizes: the size-aware law, each fitted size, and the target size (one of
+    them, or a size not run), whose law, recommendation and comparisons are the report's
+    `Analysis`; `note` says what the target is and whether it was checked by training."""
+
+    size_law: SizeLaw
+    fitted: tuple[SizeDesign, ...]
+    target: SizeDesign
+    note: str
+
+    @property
+    def designs(self) -> tuple[SizeDesign, ...]:
+        """The fitted sizes, then the target where it is not one of them."""
+        if any(size is self.target for size in self.fitted):
+            return self.fitted
+        return (*self.fitted, self.target)
 
 
 def write_report(
@@ -82,10 +123,13 @@ def write_report(
     title: str = "lrlab study",
     verifications: Sequence[Verification] = (),
     extra: dict[str, Any] | None = None,
+    sizes: SizeAnalysis | None = None,
 ) -> dict[str, Any]:
     """Write ``summary.json``, the figures and ``report.html`` into `out`; return the summary.
 
-    `extra` adds top-level entries to the summary (the wind-tunnel study adds its config)."""
+    `extra` adds top-level entries to the summary (the wind-tunnel study adds its config). With
+    `sizes` (a study across sizes), the analysis is the target size's, each run is shown fitted
+    at its own size, and the summary and page get a sizes section (`_sizes_summary`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     law, best = analysis.law, analysis.recommended
@@ -99,10 +143,17 @@ def write_report(
         )
         for name, f in analysis.comparisons.items()
     }
-    fitted = [_observed_curve(law, run, run.name) for run in runs]
+    run_laws = {run.name: law for run in runs}
+    if sizes is not None:  # each run as the law fits it at its own size
+        run_laws.update({run.name: size.law for size in sizes.fitted for run in size.runs})
+    fitted = [_observed_curve(run_laws[run.name], run, run.name) for run in runs]
     figures = _figures(
         law, runs, fitted, best, analysis.comparisons, verifications, analysis.budget, out
     )
+    sizes_entry = {}
+    if sizes is not None:
+        sizes_entry = {"sizes": _sizes_summary(sizes, best, analysis.budget)}
+        figures["sizes"] = _sizes_figure(sizes, best, analysis.budget, out, loss_label(runs))
     summary = {
         "lrlab": __version__,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -113,17 +164,140 @@ def write_report(
         "runs": [_run_summary(run, curve) for run, curve in zip(runs, fitted, strict=True)],
         "laws": analysis.law_table,
         "chosen_law": law.name,
+        "law_weights": law_weights(law),
+        "law_choice": analysis.law_choice,
         "fit": law.to_dict(),
         "recommended": _forecast_summary(best, analysis.budget),
         "comparisons": comparisons,
         "verification": [_verification_summary(v, analysis.budget) for v in verifications],
         "verdicts": check_verdicts(verifications, comparisons, law.band_level),
+        **sizes_entry,
         **(extra or {}),
         "figures": {key: path.name for key, path in figures.items()},
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(out / "report.html", render_report(summary, figures))
+    sections = [render_sizes(summary["sizes"], figures["sizes"])] if sizes is not None else []
+    atomic_write_text(out / "report.html", render_report(summary, figures, sections))
     return summary
+
+
+def law_weights(law: Law) -> dict[str, float]:
+    """The laws whose forecasts `law` is made of, with their weights: the members an average
+    (``auto``) kept, else the law itself with weight 1."""
+    if isinstance(law, AutoLaw):
+        weights = dict(zip(MEMBERS, law.params_, strict=True))
+        return {name: float(weights[name]) for name in law.members_}
+    return {law.name: 1.0}
+
+
+def _sizes_summary(sizes: SizeAnalysis, best: Forecast, budget: int) -> dict[str, Any]:
+    """The summary's ``sizes`` entry: the size-aware law (its forms and their values at the
+    smallest and largest fitted sizes), the target (its forecast with band, what it is), and
+    per size (the fitted ones, then the target) the forecast of the recommended schedule `best`
+    (designed for the target), the WSD family's optimum and the comparisons, and which of the
+    named schedules (recommended and comparisons) is forecast lowest, by how much."""
+    size_law, steps = sizes.size_law, np.arange(budget)
+    data = size_law.to_dict()
+    rows = []
+    for size in sizes.designs:
+        recommended = forecast(size.law, best.schedule, budget)
+        named = {"recommended": recommended, **size.comparisons}
+        order = sorted(named, key=lambda name: named[name].final_loss)
+        finals = {name: size.law.final_replicas(named[name].schedule(steps)) for name in order[:2]}
+        lead = size.law.compare_finals(finals[order[1]], finals[order[0]])
+        wsd = size.wsd.schedule.to_spec()
+        rows.append(
+            {
+                "name": size.name,
+                "params": size.params,
+                "params_text": describe_count(size.params),
+                "fitted": bool(size.runs),
+                "target": size is sizes.target,
+                "runs": [run.name for run in size.runs],
+                "tokens_per_param": None if size.tokens is None else size.tokens / size.params,
+                "log_distance": log_distance(size.params, list(size_law.sizes_.values())),
+                "recommended": recommended.to_dict(),
+                "wsd_optimum": {
+                    **_forecast_summary(size.wsd, budget),
+                    "cooldown_fraction": wsd.get("cooldown_fraction"),
+                    "decay": wsd.get("decay"),
+                },
+                # The recommended schedule against this size's best WSD: where it stays at or
+                # below that at every size, the optimum found for the target serves them all.
+                "recommended_minus_wsd_optimum": recommended.final_loss - size.wsd.final_loss,
+                "comparisons": {name: f.to_dict() for name, f in size.comparisons.items()},
+                "winner": order[0],
+                "winner_lead": lead.difference,
+                "winner_lead_band": [lead.low, lead.high],
+                "winner_separated": lead.separated,
+                "winner_text": f"{order[0]} lowest, over {order[1]}: {lead.describe_gain()}",
+            }
+        )
+    target = next(row for row in rows if row["target"])
+    return {
+        "law": size_law.law,
+        "forms": data["forms"],
+        "exponent": data["exponent"],
+        "fitted_sizes": data["sizes"],
+        "scale": data["scale"],
+        "shared": data["shared"],
+        "target": {
+            "name": sizes.target.name,
+            "params": sizes.target.params,
+            "params_text": target["params_text"],
+            "log_distance": target["log_distance"],
+            "held_at_bound": sizes.target.law.fit_info_.get("size", {}).get("held_at_bound", []),
+            "note": sizes.note,
+            "recommended": _forecast_summary(best, budget),
+        },
+        "per_size": rows,
+        "optimum_moves": _optimum_moves(rows),
+    }
+
+
+def _optimum_moves(rows: list[dict[str, Any]]) -> str:
+    """Does the optimum change with size? In one line: the WSD family's optimum at each size,
+    the recommended schedule against it, and the lowest named schedule at each size."""
+    wsd = ", ".join(
+        f"{row['params_text']} {100 * row['wsd_optimum']['cooldown_fraction']:.0f}% "
+        f"({row['wsd_optimum']['decay']})"
+        for row in rows
+    )
+    versus = ", ".join(
+        f"{row['params_text']} {row['recommended_minus_wsd_optimum']:+.4f}" for row in rows
+    )
+    winners = {row["winner"] for row in rows}
+    named = (
+        f"is {next(iter(winners))} at every size"
+        if len(winners) == 1
+        else "changes with size ("
+        + ", ".join(f"{row['params_text']}: {row['winner']}" for row in rows)
+        + ")"
+    )
+    return (
+        f"Best WSD cooldown share (decay) by size: {wsd}. The recommended schedule minus that "
+        f"size's best WSD: {versus}. The lowest of the named schedules {named}."
+    )
+
+
+def _sizes_figure(sizes: SizeAnalysis, best: Forecast, budget: int, out: Path, loss: str) -> Path:
+    """The recommended schedule `best` forecast at each fitted size and at the target, with
+    bands: how the loss curve, and its uncertainty, change with size."""
+    lr = best.schedule(np.arange(budget))
+    grid = np.unique(np.linspace(max(1, budget // 20), budget - 1, 200).astype(int))
+    curves = []
+    for size in sizes.designs:
+        label = f"{size.name} ({describe_count(size.params)})"
+        if size is sizes.target:
+            label += ", target"
+        curves.append(LossCurve(label, grid, *size.law.predict_with_band(lr, grid)))
+    return plot_loss_curves(
+        curves,
+        out / "sizes.png",
+        title="the recommended schedule, forecast at each size",
+        zoom_from=(1 - ZOOM_SHARE) * budget,
+        loss=loss,
+    )
 
 
 def describe_shape(lr: np.ndarray) -> str:
@@ -296,9 +470,18 @@ def _figures(
     steps = np.arange(budget)
     schedules = [("recommended", best.schedule(steps))]
     schedules += [(name, f.schedule(steps)) for name, f in comparisons.items()]
-    schedules += [(f"run: {run.name}", run.lr[:budget]) for run in runs]
-    styles = assign_styles([label for label, _ in schedules] + [v.name for v in verifications])
-    run_styles = {run.name: styles[f"run: {run.name}"] for run in runs}
+    # Runs of one schedule (a study across sizes runs each at every size) are drawn once.
+    same: dict[bytes, list[Run]] = {}
+    for run in runs:
+        same.setdefault(np.asarray(run.lr[:budget]).tobytes(), []).append(run)
+    run_labels = {run.name: f"run: {run.name}" for run in runs}
+    for group in same.values():
+        if len(group) > 1:
+            run_labels[group[0].name] += f" (and {len(group) - 1} more of this schedule)"
+    schedules += [(run_labels[group[0].name], group[0].lr[:budget]) for group in same.values()]
+    labels = [label for label, _ in schedules] + [v.name for v in verifications]
+    styles = assign_styles(labels + [label for label in run_labels.values() if label not in labels])
+    run_styles = {run.name: styles[run_labels[run.name]] for run in runs}
     loss = loss_label([*runs, *(v.run for v in verifications)])
     grid = np.unique(np.linspace(max(1, budget // 20), budget - 1, 200).astype(int))
     forecasts = []
