@@ -105,6 +105,7 @@ def _runs_long(line: str) -> bool:
         command in ("train", "sweep")
         or (command == "study" and "--runs" not in words)
         or (command == "watch" and "--once" not in words)
+        or (command == "reproduce" and "--list" not in words)
     )
 
 

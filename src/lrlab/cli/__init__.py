@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "lrlab.cli.design_commands",
     "lrlab.cli.study_commands",
     "lrlab.cli.watch_commands",
+    "lrlab.cli.reproduce_commands",
 )
 
 

@@ -207,7 +207,7 @@ def loss_label(runs: Iterable[Run]) -> str:
 
 
 @contextlib.contextmanager
-def _figure(rows: int, columns: int, height: float, width: float = WIDTH) -> Iterator[Any]:
+def figure_panels(rows: int, columns: int, height: float, width: float = WIDTH) -> Iterator[Any]:
     """A figure of `rows` x `columns` panels, each `height` inches high, in the report's type
     sizes (the settings stay in force until it is saved, which lays out its text). Closed if
     drawing it fails: pyplot would keep it otherwise."""
@@ -324,7 +324,7 @@ def plot_loss_curves(
     last = max((float(curve.steps[-1]) for curve in curves if curve.steps.size), default=0.0)
     first = min((float(curve.steps[0]) for curve in curves if curve.steps.size), default=0.0)
     rows = 1 if zoom_from is None else 2
-    with _figure(rows, 1, 3.6 if rows == 1 else 3.3) as (figure, axes):
+    with figure_panels(rows, 1, 3.6 if rows == 1 else 3.3) as (figure, axes):
         legend = _draw_curves(axes[0][0], curves, drawn)
         top = _settled_top(curves, first + SETTLED * (last - first), last)
         if top is not None:
@@ -364,7 +364,7 @@ def plot_run_fits(
     drawn = _styles_for([curve.name for curve in curves], styles)
     columns = 1 if len(curves) <= 4 else 2
     rows = -(-len(curves) // columns)
-    with _figure(rows, columns, 2.4, WIDTH * (1 if columns == 1 else 1.5)) as (figure, axes):
+    with figure_panels(rows, columns, 2.4, WIDTH * (1 if columns == 1 else 1.5)) as (figure, axes):
         for index, axis in enumerate(axes.flat):
             if index >= len(curves):
                 axis.set_visible(False)
@@ -398,7 +398,7 @@ def plot_schedules(
     `styles` maps labels to their styles (`assign_styles`), the others get the next free ones."""
     check_figure_path(path)
     drawn = _styles_for([label for label, _ in curves], styles)
-    with _figure(1, 1, 3.8) as (figure, axes):
+    with figure_panels(1, 1, 3.8) as (figure, axes):
         axis = axes[0][0]
         legend = []
         for order, ((label, lrs), style) in enumerate(zip(curves, drawn, strict=True)):
