@@ -571,7 +571,8 @@ class Law(abc.ABC):
                 curves = self._curves_at([refit, *replicates], part.lr, part.fit_steps)
                 log_curves = part.per_point(np.log(curves))
                 sd = self._log_sd(log_curves[1:])
-                scores.append((np.abs(log_curves[0] - part.log_loss) / sd)[out])
+                with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of a noiseless fit:
+                    scores.append((np.abs(log_curves[0] - part.log_loss) / sd)[out])  # dropped
                 ratios.append(part.steps[out] / reach)
         if not scores:
             return np.empty(0), np.empty(0)
@@ -589,7 +590,9 @@ class Law(abc.ABC):
         for theta, part in zip(self.replicates_, left_out, strict=True):
             curves = self._curves_at([theta, *self.replicates_], part.lr, part.fit_steps)
             log_curves = part.per_point(np.log(curves))  # at every point, bins or not
-            scores.append(np.abs(log_curves[0] - part.log_loss) / self._log_sd(log_curves[1:]))
+            error = np.abs(log_curves[0] - part.log_loss)
+            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of a noiseless fit: dropped
+                scores.append(error / self._log_sd(log_curves[1:]))
         score = np.concatenate(scores)
         score = score[np.isfinite(score)]
         if score.size == 0:
