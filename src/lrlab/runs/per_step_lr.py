@@ -71,9 +71,12 @@ def logged_lr_and_warmup(
     largest = int(gaps.max()) if gaps.size else 0
     if largest > max(SPARSE_GAP_FRACTION * last_step, SPARSE_GAP_MIN_STEPS):
         where = int(lr_steps[int(np.argmax(gaps))])
+        # Before the first logged point the gap is the warmup the log does not show: its length
+        # is what the user knows and can pass, more often than the whole schedule.
+        advice = "--warmup N or --schedule SPEC" if where == 0 else "--schedule SPEC"
         warnings.warn(
             f"{source}: logged LR points are up to {largest} steps apart (after step {where}); "
-            "per-step LR is linearly interpolated there, pass --schedule SPEC for the exact LR",
+            f"per-step LR is linearly interpolated there, pass {advice} for the exact LR",
             RunWarning,
             stacklevel=4,
         )
