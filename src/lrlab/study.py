@@ -46,7 +46,7 @@ from lrlab.design.optimize import baselines, optimize_schedule
 from lrlab.design.simple_family import is_simple, nearest_simple
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_LAW, get_law
-from lrlab.laws.selection import choose_law
+from lrlab.laws.selection import choose_law, law_row, lowest_law
 from lrlab.laws.sizes import SizeLaw, describe_count, parse_count
 from lrlab.locks import FolderLock
 from lrlab.report.study_report import (
@@ -191,15 +191,8 @@ def choose_size_law(
             table[law] = {"error": failed[0]}
             continue
         scores = {run: value for size in groups for run, value in tables[size][law]["runs"].items()}
-        table[law] = {
-            "runs": scores,
-            "PredE": float(np.mean([v["PredE"] for v in scores.values()])),
-            "WorstE": float(np.mean([v["WorstE"] for v in scores.values()])),
-        }
-    scored = [law for law in table if "PredE" in table[law]]
-    if not scored:
-        raise LrlabError("no law could be fitted to the runs of every size")
-    return min(scored, key=lambda law: table[law]["PredE"]), table
+        table[law] = law_row(scores)
+    return lowest_law(table, "no law could be fitted to the runs of every size"), table
 
 
 def analyse_sizes(

@@ -66,12 +66,23 @@ def choose_law(
         except LrlabError as error:  # a law that cannot fit these runs is reported, not chosen
             table[name] = {"error": str(error)}
             continue
-        table[name] = {
-            "runs": scores,
-            "PredE": float(np.mean([s["PredE"] for s in scores.values()])),
-            "WorstE": float(np.mean([s["WorstE"] for s in scores.values()])),
-        }
-    scored = [name for name in names if "PredE" in table[name]]
+        table[name] = law_row(scores)
+    return lowest_law(table, "no law could be fitted to these runs"), table
+
+
+def law_row(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """A law's row of a choice's table: its per-run scores and their means."""
+    return {
+        "runs": scores,
+        "PredE": float(np.mean([s["PredE"] for s in scores.values()])),
+        "WorstE": float(np.mean([s["WorstE"] for s in scores.values()])),
+    }
+
+
+def lowest_law(table: dict[str, dict[str, Any]], none_fitted: str) -> str:
+    """The law of `table` (rows of `law_row`, or ``{"error": ...}``) with the lowest mean
+    PredE; `none_fitted` is the error where no law has scores."""
+    scored = [name for name in table if "PredE" in table[name]]
     if not scored:
-        raise LrlabError("no law could be fitted to these runs")
-    return min(scored, key=lambda name: table[name]["PredE"]), table
+        raise LrlabError(none_fitted)
+    return min(scored, key=lambda name: table[name]["PredE"])
