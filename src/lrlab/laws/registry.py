@@ -112,6 +112,14 @@ def fit(
 POINTS_PER_PARAMETER = 3
 
 
+def pinned_down(law: Law) -> bool:
+    """Whether a fit's points determine the law: fewer than a third of its free parameters, or
+    fewer than two, have errors larger than their values (``fit_info_["unpinned"]``). One such
+    parameter is common in a sound fit; a third of them means the runs lack what the law needs."""
+    free = len(law.param_names) - len(law.fixed_parameters())
+    return len(law.fit_info_.get("unpinned", [])) < max(2, math.ceil(free / 3))
+
+
 def warn_if_unpinned(law: Law) -> None:
     """Warn (`FitWarning`) where a fit's points cannot pin the law down, naming the laws with
     fewer parameters: fewer than `POINTS_PER_PARAMETER` points per free parameter (nine
@@ -127,12 +135,12 @@ def warn_if_unpinned(law: Law) -> None:
             warn_if_unpinned(member)
         return
     points = int(law.fit_info_["points"])
-    unpinned = law.fit_info_.get("unpinned", [])
     free = len(law.param_names) - len(law.fixed_parameters())
     reasons = []
     if points < POINTS_PER_PARAMETER * free:
         reasons.append(f"fewer than {POINTS_PER_PARAMETER} points per parameter")
-    if len(unpinned) >= max(2, math.ceil(free / 3)):
+    if not pinned_down(law):
+        unpinned = law.fit_info_["unpinned"]
         reasons.append(f"{', '.join(unpinned)} have errors larger than their values")
     if not reasons:
         return

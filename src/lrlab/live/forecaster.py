@@ -40,6 +40,7 @@ import numpy as np
 
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_SINGLE_LAW, Law, get_law, load_law
+from lrlab.laws.registry import pinned_down
 from lrlab.live.whatif import (
     Cooldown,
     HeldSpread,
@@ -385,15 +386,6 @@ class LiveForecaster:
                 )
                 return None
         return HeldSpread(tuple(refits), float(reference.band_scale_))
-
-
-def pinned_down(law: Law) -> bool:
-    """Whether a fit's points determine the law: fewer than a third of its free parameters, or
-    fewer than two, have errors larger than their values (``fit_info_["unpinned"]``). The rule of
-    `lrlab.laws.registry.warn_if_unpinned`: one such parameter is common in a sound fit, a third
-    of them means the run lacks what the law needs."""
-    free = len(law.param_names) - len(law.fixed_parameters())
-    return len(law.fit_info_.get("unpinned", [])) < max(2, math.ceil(free / 3))
 
 
 def _extrapolation(
