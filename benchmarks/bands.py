@@ -4,7 +4,9 @@ For each task (a set of fitted runs and the held-out runs forecast from them) an
 coverage of the nominal band over the held-out points, its mean relative width
 ``(high - low) / pred`` (so a band can not buy coverage unseen), the coverage of the points
 beyond 1.5x the longest fitted run's last step ("far"), the fit seconds with bands, and, as a
-baseline in the same run, the seconds of the same fit without bands.
+baseline in the same run, the seconds of the same fit without bands; and the same figures for the
+same fit's band without its widening with the schedule's distance (columns ending in 1: the
+seventh round's band) and without that and its growth with the extrapolation (ending in 0).
 
 Tasks (those whose data is absent are skipped, saying so):
 
@@ -125,26 +127,31 @@ def tunnel_tasks() -> list[Task]:
 
 
 def score(law, train: list[Run], held: list[Run]) -> dict[str, float]:
-    """`band_scores` of the fitted band, and (keys ending in 0) of the same fit's band without
-    its growth beyond the fitted runs (``band_growth_ = 0``, also in the members of an averaging
-    law such as `auto`, whose band is made of theirs): the band as it was before."""
+    """`band_scores` of the fitted band; (keys ending in 1) of the same fit's band without its
+    widening with the schedule's distance from the fitted runs' (``band_distance_sd_ = 0``): the
+    band of the seventh round; and (keys ending in 0) without that and without its growth beyond
+    the fitted runs (``band_growth_ = 0``): the band before it. Each also in the members of an
+    averaging law such as `auto`, whose band is made of theirs. `growth` and `distance` are the
+    largest rate and spread per unit of distance of the law and its members."""
     table = band_scores(law, train, held)
     laws = [law, *getattr(law, "members_", {}).values()]
-    growths = [each.band_growth_ for each in laws]
-    growth = max(growths)
+    rates = [(each.band_growth_, each.band_distance_sd_) for each in laws]
     try:
+        for each in laws:
+            each.band_distance_sd_ = 0.0
+        before = band_scores(law, train, held)
         for each in laws:
             each.band_growth_ = 0.0
         flat = band_scores(law, train, held)
     finally:
-        for each, rate in zip(laws, growths, strict=True):
-            each.band_growth_ = rate
+        for each, (growth, distance) in zip(laws, rates, strict=True):
+            each.band_growth_, each.band_distance_sd_ = growth, distance
     return {
         **table,
-        "coverage0": flat["coverage"],
-        "width0": flat["width"],
-        "far0": flat["far"],
-        "growth": growth,
+        **{f"{key}1": before[key] for key in ("coverage", "width", "far")},
+        **{f"{key}0": flat[key] for key in ("coverage", "width", "far")},
+        "growth": max(growth for growth, _ in rates),
+        "distance": max(distance for _, distance in rates),
     }
 
 
@@ -226,7 +233,8 @@ def main() -> int:
     tasks += tunnel_tasks() if "tunnel" in kinds else []
     header = (
         f"{'task':<32} {'law':<9} {'fit s':>6} {'+band s':>7} {'PredE':>8} {'growth':>6} "
-        f"{'cover':>6} {'width':>7} {'far':>5} {'cover0':>6} {'width0':>7} {'far0':>5} {'(n)':>5}"
+        f"{'dist':>5} {'cover':>6} {'width':>7} {'far':>5} {'cover1':>6} {'width1':>7} "
+        f"{'cover0':>6} {'width0':>7} {'far0':>5} {'(n)':>5}"
     )
     print(header)
     rows = []
@@ -235,8 +243,9 @@ def main() -> int:
         rows.append({"task": task, "law": name, "fit_s": point, "band_s": full, **table})
         print(
             f"{task:<32} {name:<9} {point:>6.2f} {full:>7.2f} {table['PredE']:>8.5f} "
-            f"{table['growth']:>6.2f} {table['coverage']:>6.3f} {table['width']:>7.4f} "
-            f"{table['far']:>5.2f} {table['coverage0']:>6.3f} {table['width0']:>7.4f} "
+            f"{table['growth']:>6.2f} {table['distance']:>5.3f} {table['coverage']:>6.3f} "
+            f"{table['width']:>7.4f} {table['far']:>5.2f} {table['coverage1']:>6.3f} "
+            f"{table['width1']:>7.4f} {table['coverage0']:>6.3f} {table['width0']:>7.4f} "
             f"{table['far0']:>5.2f} {table['far_points']:>5}",
             flush=True,
         )

@@ -1,13 +1,16 @@
-"""Benchmark fit speed: ``lrlab fit`` on the three 400M training runs, bands included, for every
-law, against the reference multi-power-law fitting procedure, measured in the same run.
+"""Benchmark fit speed: ``lrlab fit`` on the three 400M training runs with bands, and the point fits
+of every scoreboard task, this tree against an older one (`--old`), alternating fresh processes in
+the same run, and against the reference multi-power-law fitting procedure.
 
 - CLI: ``lrlab fit <runs> --law L --warmup 2160 -o FILE`` as a user runs it (a fresh process:
-  start-up, imports, reading, the fit with its jackknife band, scoring, writing), wall seconds,
-  the median of `--repeats`; and ``lrlab laws`` in a fresh process, the start-up floor.
-- Point fits (``bands=False``, in this process, scipy already imported): every law on the
-  scoreboard's multi-power-law tasks at each size: the 3-run split, the 2-run split
-  (``constant_24000``, ``cosine_24000``) and the 1-run fits (``cosine_24000``,
-  ``wsd_20000_24000``), runs read as ``lrlab fit --warmup 2160`` reads them.
+  start-up, imports, reading, the fit with its jackknife band, scoring, writing), wall and CPU
+  seconds (the process and its fit workers), the median of `--repeats`, the old tree's and this
+  tree's runs alternating; and ``lrlab laws`` in a fresh process, the start-up floor.
+- Point fits (``bands=False``) of every task of `benchmarks/scoreboard.py` (its multi-power-law,
+  124M WSD-cooldown and wind-tunnel tasks, as they are found here), timed as the scoreboard times
+  them: runs read first, scipy imported by a first fit, then each fit alone; wall and CPU (this
+  process and its fit workers). One fresh process per law and tree, the trees alternating; the
+  slowest task per law, and new / old for it and for the sum over the tasks.
 - Reference: Luo et al.'s (2025, arXiv:2503.12811) fitting procedure re-implemented from their
   published code: a grid of 5 x 3 x 3 x 3 starting points for ``(L0, A, alpha, B)``, each
   refined with L-BFGS-B on a surrogate (``L0 + A S^-alpha - B (3e-4 - lr)``, Huber 1e-3 on
@@ -16,15 +19,25 @@ law, against the reference multi-power-law fitting procedure, measured in the sa
   every step before it), for up to 200 steps (their ``FIT_MAX_STEPS``; they stop earlier only
   after 20 steps without improvement). Running it whole would take minutes of a shared machine,
   so `--reference-inits` of the 135 starts and `--reference-steps` AdamW steps are timed, and
-  the total is EXTRAPOLATED to 135 starts and 200 steps (printed as such).
+  the total is EXTRAPOLATED to 135 starts and 200 steps (printed as such); `--reference-inits 0`
+  skips it.
 
-    python benchmarks/fit_speed.py [--laws lrlab,mpl] [--repeats 3] [--sizes 25M,100M,400M]
+The old tree is a source folder of another version of lrlab (its ``src``), put first on
+``PYTHONPATH`` of its processes; the tasks are this tree's scoreboard's either way:
+
+    git archive e4750c1 | tar -x -C /tmp/h1_old
+    python benchmarks/fit_speed.py --old /tmp/h1_old/src [--serial] [--laws auto] [--repeats 3]
+
+``--serial`` adds this tree fitting without workers (``LRLAB_FIT_WORKERS=1``), to tell what the
+workers buy from what the rest of the changes do.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import os
 import resource
 import statistics
 import subprocess
@@ -36,51 +49,110 @@ from pathlib import Path
 import numpy as np
 
 import shared_data as shared
-from lrlab.laws import LAW_NAMES, get_law
 
-SPLITS = {
-    "3-run": shared.TRAIN,
-    "2-run": shared.TRAIN_TWO,
-    "1-run cosine": ("cosine_24000",),
-    "1-run wsd": ("wsd_20000_24000",),
-}
+HERE = Path(__file__).resolve().parent
+SERIAL = "(this tree, LRLAB_FIT_WORKERS=1)"
+CLI_LAWS = ("auto", "lrlab", "mpl", "momentum")
 HUBER = 1e-3
 REFERENCE_STARTS = 5 * 3 * 3 * 3
 REFERENCE_STEPS = 200
 
 
-def _timed(command: list[str]) -> tuple[float, float]:
-    """Wall and CPU (user + system) seconds of `command` in a fresh process."""
+def _environment(source: str | None) -> dict[str, str]:
+    """The environment of a process of the tree at `source` (None: this tree, as installed;
+    `SERIAL`: this tree, fitting without workers)."""
+    environment = dict(os.environ)
+    if source == SERIAL:
+        environment["LRLAB_FIT_WORKERS"] = "1"
+    elif source is not None:
+        paths = [source, *filter(None, [environment.get("PYTHONPATH")])]
+        environment["PYTHONPATH"] = os.pathsep.join(paths)
+    return environment
+
+
+def _timed(command: list[str], source: str | None = None) -> tuple[float, float, str]:
+    """Wall and CPU (user + system, with every process it waited for) seconds of `command` in a
+    fresh process of the tree at `source`, and its standard output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    done = subprocess.run(
+        command, check=True, capture_output=True, text=True, env=_environment(source)
+    )
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu, done.stdout
 
 
 def _median(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
-def cli_seconds(law: str, files: list[Path], output: Path, repeats: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of ``lrlab fit`` on `files` in a fresh process."""
-    command = [sys.executable, "-m", "lrlab", "fit", *map(str, files), "--law", law]
-    command += ["--warmup", str(shared.LOGGED_WARMUP), "-o", str(output)]
-    return _median([_timed(command) for _ in range(repeats)])
+def _trees(old: str | None, serial: bool) -> dict[str, str | None]:
+    trees: dict[str, str | None] = {"old": old} if old else {}
+    trees["new"] = None
+    if serial:
+        trees["new serial"] = SERIAL
+    return trees
 
 
-def point_fit_seconds(law: str, sizes: list[str]) -> dict[str, list[tuple[float, float]]]:
-    """Wall and CPU seconds of each point fit (no bands), per split, one per size."""
-    seconds: dict[str, list[tuple[float, float]]] = {}
-    for split, names in SPLITS.items():
-        for size in sizes:
-            runs = [shared.load_logged_run(size, name) for name in names]
-            began, cpu = time.perf_counter(), time.process_time()
-            get_law(law, bands=False).fit(runs)
-            elapsed = (time.perf_counter() - began, time.process_time() - cpu)
-            seconds.setdefault(split, []).append(elapsed)
-    return seconds
+def cli_seconds(
+    laws: list[str], files: list[Path], trees: dict[str, str | None], repeats: int
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """Median wall and CPU seconds of ``lrlab fit`` on `files` per law and tree, the trees'
+    processes alternating (so that a change of the machine's load falls on both)."""
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(repeats):
+            for law in laws:
+                order = list(trees.items())
+                for tree, source in order if repeat % 2 == 0 else order[::-1]:
+                    command = [sys.executable, "-m", "lrlab", "fit", *map(str, files)]
+                    command += ["--law", law, "--warmup", str(shared.LOGGED_WARMUP)]
+                    command += ["-o", str(Path(folder) / f"{tree}-{law}.json")]
+                    wall, cpu, _ = _timed(command, source)
+                    samples.setdefault((law, tree), []).append((wall, cpu))
+    return {key: _median(pairs) for key, pairs in samples.items()}
+
+
+def point_worker(law: str, patterns: str | None) -> None:
+    """(In a fresh process of one tree.) Time the point fit of `law` on every scoreboard task
+    and print ``{task: [wall, cpu]}`` as JSON; a task the law cannot fit is left out."""
+    import scoreboard
+    from lrlab.errors import LrlabError
+    from lrlab.laws import get_law
+
+    tasks = scoreboard.select_tasks(patterns)
+    missing = set(scoreboard.missing_tunnel_runs(tasks))
+    tasks = [task for task in tasks if not missing & set(task.fit)]
+    runs = {task.name: task.fit_runs() for task in tasks}
+    get_law(law, bands=False).fit(runs[tasks[0].name])  # imports, as the scoreboard does first
+    seconds = {}
+    for task in tasks:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        began, cpu = time.perf_counter(), time.process_time()
+        try:
+            get_law(law, bands=False).fit(runs[task.name])
+        except LrlabError:
+            continue
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        workers = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        seconds[task.name] = [time.perf_counter() - began, time.process_time() - cpu + workers]
+    print(json.dumps(seconds))
+
+
+def point_seconds(
+    laws: list[str], trees: dict[str, str | None], patterns: str | None
+) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """`point_worker`'s timings per law and tree, the trees alternating from law to law."""
+    out = {}
+    for index, law in enumerate(laws):
+        order = list(trees.items())
+        for tree, source in order if index % 2 == 0 else order[::-1]:
+            command = [sys.executable, str(Path(__file__).resolve()), "--point-worker", law]
+            command += ["--tasks", patterns] if patterns else []
+            out[(law, tree)] = json.loads(_timed(command, source)[2])
+    return out
 
 
 def _huber(residuals):
@@ -170,55 +242,144 @@ def reference_seconds(runs: list, inits: int, steps: int) -> tuple[float, float,
     )
 
 
+def _ratio(new: float, old: float | None) -> str:
+    return f"{new / old:.2f}" if old else "-"
+
+
 def main() -> None:
+    from lrlab.laws import LAW_NAMES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--laws", default=",".join(LAW_NAMES))
-    parser.add_argument("--sizes", default=",".join(shared.SIZES))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--old", help="the src folder of the lrlab to compare with")
+    parser.add_argument("--laws", default=",".join(CLI_LAWS), help="laws of the CLI fits")
+    parser.add_argument("--point-laws", default=",".join(LAW_NAMES), help="'' for none")
+    parser.add_argument("--tasks", help="scoreboard task patterns of the point fits (all)")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--reference-inits", type=int, default=15)
     parser.add_argument("--reference-steps", type=int, default=8)
-    parser.add_argument("--skip-points", action="store_true", help="only the CLI and reference")
+    parser.add_argument("--json", help="also write every timing here, as JSON")
+    parser.add_argument(
+        "--serial", action="store_true", help="also time this tree with LRLAB_FIT_WORKERS=1"
+    )
+    parser.add_argument("--point-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.point_worker:
+        point_worker(args.point_worker, args.tasks)
+        return
     if not shared.shared_data_available():
         sys.exit(f"shared data not found at {shared.shared_data_dir()} (set LRLAB_SHARED_DATA)")
-    laws, sizes = args.laws.split(","), args.sizes.split(",")
+    trees = _trees(args.old, args.serial)
+    laws = [law for law in args.laws.split(",") if law]
     files = [shared.shared_data_dir() / "400M" / f"{name}.csv" for name in shared.TRAIN]
+    began = time.perf_counter()
+    floor = {
+        tree: _timed([sys.executable, "-m", "lrlab", "laws"], source)[:2]
+        for tree, source in trees.items()
+    }
+    cli = cli_seconds(laws, files, trees, args.repeats)
+    point_laws = [law for law in args.point_laws.split(",") if law]
+    points = point_seconds(point_laws, trees, args.tasks)
 
-    with tempfile.TemporaryDirectory() as folder:
-        floor = _median([_timed([sys.executable, "-m", "lrlab", "laws"]) for _ in range(3)])
-        cli = {
-            law: cli_seconds(law, files, Path(folder) / f"{law}.json", args.repeats) for law in laws
-        }
-    runs = [shared.load_logged_run("400M", name) for name in shared.TRAIN]
-    per_start, per_step, reference, reference_cpu = reference_seconds(
-        runs, args.reference_inits, args.reference_steps
+    print(f"lrlab fit on the 400M training runs ({', '.join(shared.TRAIN)}), bands included, ")
+    print(f"median of {args.repeats}, trees alternating; start-up floor `lrlab laws`: ", end="")
+    print(
+        ", ".join(
+            f"{tree} {wall:.2f} s wall / {cpu:.2f} s CPU" for tree, (wall, cpu) in floor.items()
+        )
     )
-
-    print(f"lrlab fit on the 400M training runs ({', '.join(shared.TRAIN)}), bands included,")
-    print(f"median of {args.repeats}; start-up floor `lrlab laws`: {floor[0]:.2f} s wall, ", end="")
-    print(f"{floor[1]:.2f} s CPU")
-    print(f"reference procedure: {per_start:.3f} s per surrogate start (x{REFERENCE_STARTS}),")
-    print(f"  {per_step:.3f} s per AdamW step (x{REFERENCE_STEPS}): EXTRAPOLATED {reference:.1f} s")
-    print(f"  wall, {reference_cpu:.1f} s CPU, from {args.reference_inits} starts and ", end="")
-    print(f"{args.reference_steps} steps")
-    print("| law | wall s | CPU s | goal < 2 s wall | reference / lrlab, wall | ..., CPU |")
-    print("|---|---:|---:|---|---:|---:|")
-    for law, (wall, cpu) in cli.items():
-        met = "met" if wall < 2 else "NOT met"
-        ratios = f"x{reference / wall:.0f} | x{reference_cpu / cpu:.0f}"
-        print(f"| {law} | {wall:.2f} | {cpu:.2f} | {met} | {ratios} |")
-    if args.skip_points:
-        return
-    print(f"\npoint fits (no bands), wall / CPU seconds per size ({', '.join(sizes)}); goal < 1 s")
-    print("| law | " + " | ".join(SPLITS) + " | slowest wall / CPU |")
-    print("|---|" + "---|" * (len(SPLITS) + 1))
+    print(
+        "| law | old wall s | new wall s | new / old | old CPU s | new CPU s | new / old "
+        "| < 2 s wall |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for law in laws:
-        seconds = point_fit_seconds(law, sizes)
-        cells = [
-            ", ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu in seconds[split]) for split in SPLITS
-        ]
-        slowest = [max(pair[i] for pairs in seconds.values() for pair in pairs) for i in (0, 1)]
-        print(f"| {law} | " + " | ".join(cells) + f" | {slowest[0]:.2f} / {slowest[1]:.2f} |")
+        new_wall, new_cpu = cli[(law, "new")]
+        old_wall, old_cpu = cli.get((law, "old"), (None, None))
+        met = "met" if new_wall < 2 else "NOT met"
+        print(
+            f"| {law} | {old_wall or float('nan'):.2f} | {new_wall:.2f} | "
+            f"{_ratio(new_wall, old_wall)} | {old_cpu or float('nan'):.2f} | {new_cpu:.2f} | "
+            f"{_ratio(new_cpu, old_cpu)} | {met} |"
+        )
+    if args.serial:
+        print("\nthis tree without fit workers (LRLAB_FIT_WORKERS=1):")
+        print("| law | wall s | / old | / new | CPU s | / old | / new |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for law in laws:
+            wall, cpu = cli[(law, "new serial")]
+            old_wall, old_cpu = cli.get((law, "old"), (None, None))
+            new_wall, new_cpu = cli[(law, "new")]
+            print(
+                f"| {law} | {wall:.2f} | {_ratio(wall, old_wall)} | {_ratio(wall, new_wall)} | "
+                f"{cpu:.2f} | {_ratio(cpu, old_cpu)} | {_ratio(cpu, new_cpu)} |"
+            )
+    if point_laws:
+        tasks = len(next(iter(points.values())))
+        print(f"\npoint fits (no bands) of {tasks} scoreboard tasks: the slowest task per law ")
+        print("(wall / CPU s), and the sum over the tasks; goal: every one < 1 s")
+        print(
+            "| law | old slowest | new slowest | where (new) | new / old, slowest wall | "
+            "new / old, sum of wall | ..., sum of CPU | < 1 s wall |"
+        )
+        print("|---|---:|---:|---|---:|---:|---:|---|")
+        for law in point_laws:
+            new = points[(law, "new")]
+            old = points.get((law, "old"), {})
+            where = max(new, key=lambda task: new[task][0])
+            slowest = [max(v[i] for v in new.values()) for i in (0, 1)]
+            old_slowest = [max(v[i] for v in old.values()) for i in (0, 1)] if old else None
+            sums = [sum(v[i] for v in new.values()) for i in (0, 1)]
+            old_sums = [sum(v[i] for v in old.values()) for i in (0, 1)] if old else None
+            old_cell = f"{old_slowest[0]:.2f} / {old_slowest[1]:.2f}" if old_slowest else "-"
+            met = "met" if slowest[0] < 1 else "NOT met"
+            print(
+                f"| {law} | {old_cell} | {slowest[0]:.2f} / {slowest[1]:.2f} | {where} | "
+                f"{_ratio(slowest[0], old_slowest and old_slowest[0])} | "
+                f"{_ratio(sums[0], old_sums and old_sums[0])} | "
+                f"{_ratio(sums[1], old_sums and old_sums[1])} | {met} |"
+            )
+        if args.serial:
+            print("\nthe same without fit workers (LRLAB_FIT_WORKERS=1), against old:")
+            print("| law | slowest wall / CPU s | new / old, sum of wall | ..., sum of CPU |")
+            print("|---|---:|---:|---:|")
+            for law in point_laws:
+                serial = points[(law, "new serial")]
+                old = points.get((law, "old"), {})
+                slowest = [max(v[i] for v in serial.values()) for i in (0, 1)]
+                sums = [sum(v[i] for v in serial.values()) for i in (0, 1)]
+                old_sums = [sum(v[i] for v in old.values()) for i in (0, 1)] if old else None
+                print(
+                    f"| {law} | {slowest[0]:.2f} / {slowest[1]:.2f} | "
+                    f"{_ratio(sums[0], old_sums and old_sums[0])} | "
+                    f"{_ratio(sums[1], old_sums and old_sums[1])} |"
+                )
+    if args.reference_inits > 0 and laws:
+        runs = [shared.load_logged_run("400M", name) for name in shared.TRAIN]
+        per_start, per_step, reference, reference_cpu = reference_seconds(
+            runs, args.reference_inits, args.reference_steps
+        )
+        wall, cpu = cli[(laws[0], "new")]
+        print(
+            f"\nreference procedure: {per_start:.3f} s per surrogate start (x{REFERENCE_STARTS}), ",
+            end="",
+        )
+        print(
+            f"{per_step:.3f} s per AdamW step (x{REFERENCE_STEPS}): EXTRAPOLATED {reference:.1f} s "
+        )
+        print(f"wall, {reference_cpu:.1f} s CPU, from {args.reference_inits} starts and ", end="")
+        print(
+            f"{args.reference_steps} steps; reference / `lrlab fit --law {laws[0]}`: ",
+            end="",
+        )
+        print(f"x{reference / wall:.0f} wall, x{reference_cpu / cpu:.0f} CPU")
+    print(f"\nbenchmark took {time.perf_counter() - began:.0f} s; load average {os.getloadavg()}")
+    if args.json:
+        timings = {
+            "floor": floor,
+            "cli": {f"{law} {tree}": seconds for (law, tree), seconds in cli.items()},
+            "points": {f"{law} {tree}": tasks for (law, tree), tasks in points.items()},
+        }
+        Path(args.json).write_text(json.dumps(timings, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ test of a statistical method, not evidence about real curves (BENCHMARKS.md, "Ba
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -143,3 +144,186 @@ def test_fit_files_with_a_bad_growth_are_refused(fitted, tmp_path, field, value,
     path.write_text(json.dumps({**law.to_dict(), field: value}))
     with pytest.raises(LrlabError, match=message):
         load_law(path)
+
+
+# --- the band's widening with the schedule's distance from the fitted runs' ---------------------
+
+
+def test_schedule_distance_measures_lr_level_and_shape():
+    """``D`` is 0 for a fitted run's own schedule, ``log 3`` throughout for one at a third of its
+    LR, the mean log gap so far for another shape, and the nearest fitted schedule's."""
+    from lrlab.laws.base import schedule_distance, schedule_knots
+
+    steps = np.arange(0, FITTED, 50)
+    constant = parse(SPECS["constant"])(np.arange(FITTED))
+    cosine = parse(SPECS["cosine"].format(total=FITTED))(np.arange(FITTED))
+    lower = parse("constant(peak=1e-4, warmup=400)")(np.arange(FITTED))
+    references = [schedule_knots(constant)]
+    np.testing.assert_allclose(schedule_distance(constant, steps, references, 400, 3e-4), 0)
+    shifted = schedule_distance(lower, steps, references, 400, 3e-4)
+    np.testing.assert_array_equal(shifted[steps <= 400], 0.0)  # the warmup is not compared
+    np.testing.assert_allclose(shifted[steps > 400], np.log(3), rtol=1e-3)
+    shape = schedule_distance(cosine, steps, references, 400, 3e-4)
+    assert np.all(np.diff(shape[steps > 400]) >= -1e-12)  # the cosine parts ever further
+    gap = np.abs(np.log(cosine[401 : steps[-1] + 1] / 3e-4))
+    assert shape[-1] == pytest.approx(gap.mean(), rel=1e-2)
+    both = [*references, schedule_knots(cosine)]
+    np.testing.assert_allclose(schedule_distance(cosine, steps, both, 400, 3e-4), 0, atol=1e-4)
+    # a decay to 0 is a finite distance: LRs below 1% of the peak count as 1% of it
+    to_zero = parse("wsd(peak=3e-4, total=6000, warmup=400, cooldown_fraction=0.5, end=0)")
+    far = schedule_distance(to_zero(np.arange(FITTED)), steps, references, 400, 3e-4)
+    assert np.all(np.isfinite(far)) and far[-1] < np.log(100)
+
+
+def _widened(law, sd: float, **change):
+    """`law` as if its fit had added the log-loss spread `sd` per unit of distance."""
+    return type(law).from_dict({**law.to_dict(), "band_distance_sd": sd, **change})
+
+
+def _log_half(law, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    pred, _, high = law.predict_with_band(lr, steps)
+    return np.log(high / pred)
+
+
+def test_band_widens_with_the_schedules_distance_from_the_fitted_runs(fitted):
+    from lrlab.laws.base import _normal_quantile
+
+    law, _ = fitted
+    assert len(law.band_schedules_) == 3  # the fitted runs' schedules are kept with the fit
+    wide, flat = _widened(law, 0.05), _widened(law, 0.0)
+    steps = np.arange(450, FITTED, 50)
+    # a fitted run's own schedule: the band is as without the widening
+    own = parse(SPECS["cosine"].format(total=FITTED))(np.arange(FITTED))
+    np.testing.assert_allclose(
+        wide.predict_with_band(own, steps)[1], flat.predict_with_band(own, steps)[1], rtol=1e-5
+    )
+    # at a third of the fitted constant run's LR (the cosine's passes it late) the spread
+    # 0.05 * D, D up to log 3, is added in quadrature to the log-loss spread
+    lower = parse("constant(peak=1e-4, warmup=400)")(np.arange(FITTED))
+    np.testing.assert_array_equal(
+        wide.predict_with_band(lower, steps)[0], flat.predict_with_band(lower, steps)[0]
+    )
+    spread = wide.band_distance_spread(lower, steps)
+    assert np.all((spread > 0.025) & (spread <= 0.05 * np.log(3) + 1e-6))
+    z = _normal_quantile(0.95)
+    np.testing.assert_allclose(
+        _log_half(wide, lower, steps) ** 2,
+        _log_half(flat, lower, steps) ** 2 + (z * spread) ** 2,
+        rtol=1e-6,
+    )
+
+
+def test_the_distance_widens_a_band_by_at_most_a_linear_term_however_wide_it_is(fitted):
+    """In log-loss the distance adds at most ``z * band_distance_sd * D`` to the half-width, also
+    to a band already wider than the loss's log (a large jackknife spread): it is not multiplied
+    by that spread, which made such bands many times the loss."""
+    from lrlab.laws.base import _normal_quantile, schedule_distance
+
+    law, _ = fitted
+    steps = np.arange(450, FITTED, 50)
+    own = parse(SPECS["constant"])(np.arange(FITTED))
+    # a band whose log half-width is 2-3 within the fitted schedules (about e^2.5 = 12x the loss)
+    scale = 2.5 / float(np.mean(_log_half(law, own, steps))) * law.band_scale_
+    z = _normal_quantile(0.95)
+    for sd in (0.015, 1.0):
+        wide = _widened(law, sd, band_scale=scale)
+        flat = _widened(law, 0.0, band_scale=scale)
+        for peak in (1e-4, 3e-5):  # a third and a tenth of the fitted peak
+            lr = parse(f"constant(peak={peak}, warmup=400)")(np.arange(FITTED))
+            info = law.fit_info_
+            distance = schedule_distance(
+                lr, steps, law.band_schedules_, int(info["warmup"]), info["peak"]
+            )
+            assert distance[-1] > 0.5
+            added = _log_half(wide, lr, steps) - _log_half(flat, lr, steps)
+            assert np.all(added >= 0)
+            assert np.all(added <= z * sd * distance + 1e-9)
+
+
+def test_a_one_run_fit_widens_with_the_distance_as_any_fit():
+    """The spread per unit of distance is a constant, `_DISTANCE_SD`, not estimated: also a single
+    run's fit, whose blocks share one schedule, widens with it; a fit without bands does not."""
+    from lrlab.laws import base
+
+    rng = np.random.default_rng(2)
+    run = _run("cosine", FITTED, rng)
+    law = get_law("mpl").fit([run])
+    assert law.band_distance_sd_ == base._DISTANCE_SD > 0
+    assert len(law.band_schedules_) == 1
+    assert get_law("mpl", bands=False).fit([run]).band_distance_sd_ == 0.0
+
+
+def test_fit_files_without_the_distance_load_with_a_band_that_does_not_widen(fitted, tmp_path):
+    """Files written before the band widened with the distance, and files of the ninth round's
+    multiplied widening (``band_distance``, now ignored), load with a band that does not widen."""
+    law, _ = fitted
+    lower = parse("constant(peak=1e-4, warmup=400)")(np.arange(FITTED))
+    steps = np.arange(450, FITTED, 50)
+    flat = np.array(_widened(law, 0.0).predict_with_band(lower, steps))
+    data = _widened(law, 1.0).to_dict()
+    del data["band_distance_sd"], data["band_schedules"]
+    multiplied = {**_widened(law, 1.0).to_dict(), "band_distance": 2.0}
+    del multiplied["band_distance_sd"]
+    for name, old_data in (("old.json", data), ("multiplied.json", multiplied)):
+        path = tmp_path / name
+        path.write_text(json.dumps(old_data))
+        old = load_law(path)
+        np.testing.assert_array_equal(old.band_distance_spread(lower, steps), 0.0)
+        np.testing.assert_array_equal(np.array(old.predict_with_band(lower, steps)), flat)
+    copy = load_law(_widened(law, 1.0).save(tmp_path / "new.json"))
+    assert copy.band_distance_sd_ == 1.0
+    np.testing.assert_array_equal(
+        np.array(copy.predict_with_band(lower, steps)),
+        np.array(_widened(law, 1.0).predict_with_band(lower, steps)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"band_distance_sd": -1.0}, "band_distance_sd = -1 must be finite, >= 0"),
+        ({"band_distance_sd": 1.0, "band_schedules": []}, "needs the fitted runs' band_schedules"),
+        ({"band_schedules": [{"steps": [0, 5, 3], "lr": [0, 1, 1]}]}, "steps must be increasing"),
+        ({"band_schedules": [{"steps": [0, math.inf], "lr": [0, 1]}]}, "steps must be increasing"),
+        ({"band_schedules": [{"steps": [0, 1], "lr": [0, -1]}]}, "lr must be one finite number"),
+        ({"band_schedules": [{"steps": [0, 1]}]}, "field 'lr' is missing"),
+        ({"band_schedules": [[0, 1]]}, r"band_schedules\[0\] is not a mapping"),
+    ],
+)
+def test_fit_files_with_a_bad_distance_are_refused(fitted, tmp_path, change, message):
+    from lrlab.errors import LrlabError
+
+    law, _ = fitted
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**law.to_dict(), **change}))
+    with pytest.raises(LrlabError, match=message):
+        load_law(path)
+
+
+def test_autos_mixture_band_widens_with_its_members_distance(tmp_path):
+    """`auto`'s band is made of its members' bands, each widened by the distance; the average adds
+    none of its own, and a saved `auto` fit keeps its members' spreads."""
+    from lrlab.laws.base import _DISTANCE_SD, _normal_quantile
+
+    rng = np.random.default_rng(3)
+    train = [_run(kind, FITTED, rng) for kind in ("constant", "cosine")]
+    law = get_law("auto", members=("mpl",)).fit(train)
+    member = law.members_["mpl"]
+    assert law.band_distance_sd_ == 0.0 and member.band_distance_sd_ == _DISTANCE_SD
+    lower = parse("constant(peak=1e-4, warmup=400)")(np.arange(FITTED))
+    steps = np.arange(450, FITTED, 50)
+    pred, low, high = law.predict_with_band(lower, steps)
+    member.band_distance_sd_ = 0.0
+    pred0, _, high0 = law.predict_with_band(lower, steps)
+    member.band_distance_sd_ = _DISTANCE_SD
+    np.testing.assert_array_equal(pred, pred0)
+    spread = member.band_distance_spread(lower, steps)
+    assert np.all(spread > 0.5 * _DISTANCE_SD)
+    z = _normal_quantile(0.95)
+    np.testing.assert_allclose(
+        np.log(high / pred) ** 2, np.log(high0 / pred0) ** 2 + (z * spread) ** 2, rtol=1e-6
+    )
+    copy = load_law(law.save(tmp_path / "auto.json"))
+    np.testing.assert_array_equal(
+        np.array(copy.predict_with_band(lower, steps)), np.array([pred, low, high])
+    )

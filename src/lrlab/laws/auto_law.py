@@ -19,10 +19,12 @@ so `auto` uses the fitted runs alone:
 - **The forecast** is the weighted mean of the members' forecasts; a schedule's final loss and its
   gradient by every step's LR likewise (so `lrlab optimize` descends on it).
 - **The band** is the mixture's: in log-loss, ``sd^2 = sum_j w_j (sd_j^2 + (log f_j - log f)^2)``,
-  each member's own calibrated band (its half-width over the normal quantile) plus the spread
-  between the members' forecasts ``f_j`` about the average ``f``. `compare_final` combines the
-  members' jackknife replicates (the same run or block is left out in each member) with the same
-  weights.
+  each member's own calibrated band (its half-width over the normal quantile, widening with the
+  extrapolation by the member's own calibration and with the schedule's distance from the fitted
+  runs', `Law.band_distance_spread`, which the mixture then carries unchanged) plus the spread
+  between the members' forecasts ``f_j`` about the average ``f``.
+  `compare_final` combines the members' jackknife replicates (the same run or block is left out
+  in each member) with the same weights.
 
 The parameters of ``auto`` are its weights, ``w_<law>`` for every law of `MEMBERS` (0 for those not
 averaged); with folds, their errors are the jackknife spread of the weights over the folds. `fixed`
@@ -42,9 +44,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lrlab.errors import LrlabError
-from lrlab.laws.base import Law, Progress, check_curve_input
+from lrlab.laws.base import Law, Progress, check_curve_input, import_solver
 from lrlab.laws.metrics import pred_e
+from lrlab.laws.parallel import fork_map
 from lrlab.runs.model import Run
+from lrlab.runs.regime import regime_info
 from lrlab.settings import real, reals, texts
 
 # The laws averaged, by registered name: every published predictor and `lrlab`.
@@ -160,14 +164,29 @@ class AutoLaw(Law):
         self.covariance_ = np.diag(self.param_errors_**2)
         self.members_: dict[str, Law] = {}
         dropped = {}
-        for member, weight in zip(MEMBERS, weights, strict=True):
-            if weight > 0:
-                if progress:
-                    progress(f"fitting law 'auto': member {member!r} (weight {weight:.3f})")
-                try:
-                    self.members_[member] = self._member(member).fit(runs, progress=progress)
-                except LrlabError as error:  # it cannot forecast from these runs: no weight
-                    dropped[member] = str(error)
+        weighted = [(m, w) for m, w in zip(MEMBERS, weights, strict=True) if w > 0]
+
+        def fit_member(member_weight: tuple[str, float]) -> Law | str:
+            """The member fitted to `runs`, or why it cannot be: its LrlabError's message."""
+            member, _ = member_weight
+            try:
+                return self._member(member).fit(runs, progress=progress)
+            except LrlabError as error:  # it cannot forecast from these runs: no weight
+                return str(error)
+
+        # The members' fits are independent: side by side in worker processes where the machine
+        # has the cores (`lrlab.laws.parallel`), with the serial fits' results to the bit.
+        import_solver()  # here, once, rather than in every worker
+        for member, weight in weighted:  # here: a worker's output may be captured
+            if progress:
+                progress(f"fitting law 'auto': member {member!r} (weight {weight:.3f})")
+        for (member, _), fitted in zip(
+            weighted, fork_map(fit_member, weighted, all_at_once=True), strict=True
+        ):
+            if isinstance(fitted, str):
+                dropped[member] = fitted
+            else:
+                self.members_[member] = fitted
         if not self.members_:
             raise LrlabError(
                 f"law 'auto': no member law could be fitted ({'; '.join(dropped.values())})"
@@ -180,14 +199,18 @@ class AutoLaw(Law):
         # The members' bands are calibrated each; the mixture adds only the spread between them.
         self.replicates_ = np.empty((0, len(MEMBERS)))
         self.band_scale_ = 1.0
-        # Each member's band widens with the extrapolation by its own calibration; not again here.
+        # Each member's band widens with the extrapolation and with the schedule's distance from
+        # the fitted runs'; not again here.
         self.band_growth_ = 0.0
         self.band_reach_ = max(int(run.steps[-1]) for run in runs)
+        self.band_distance_sd_ = 0.0
+        self.band_schedules_ = []
         self.fit_info_ = {
             "runs": [run.name for run in runs],
             "peak": first.fit_info_["peak"],
             "warmup": first.fit_info_["warmup"],
             "warmup_from": first.fit_info_.get("warmup_from"),
+            **regime_info(runs),
             "points": first.fit_info_["points"],
             "unpinned": [],
             "folds": len(folds),

@@ -6,15 +6,17 @@
 - Learned attributes end in ``_``: `params_` (array, in `param_names` order), `param_errors_`
   (1-sigma, from the Gauss-Newton covariance `covariance_`), `replicates_` (the parameters refitted
   with one run, or one block of a single run, left out), `noise_sd_` (robust scatter of the
-  log-loss residuals), `band_scale_`, `band_growth_` and `band_reach_` (the band's calibration),
-  `fit_info_`, and whatever a law learns from the runs before the fit (`prepare`; named in
-  `learned`, such as lrlab's reference LR `lr_ref_`).
+  log-loss residuals), `band_scale_`, `band_growth_`, `band_reach_`, `band_distance_sd_` and
+  `band_schedules_` (the band's calibration), `fit_info_`, and whatever a law learns from the
+  runs before the fit (`prepare`; named in `learned`, such as lrlab's reference LR `lr_ref_`).
 - ``predict(lr, steps)`` is pure: the loss at `steps` of a run whose per-step LR is `lr`.
 - ``predict_interval(lr, steps, level)`` gives a band from the fit: the jackknife spread of the
   replicate predictions plus the residual noise, in log-loss, at normal quantiles, widened by
   `band_scale_`, calibrated on each replicate's error on the run (or block) it left out, and
   widening beyond the longest fitted run as ``1 + band_growth_ * log(step / band_reach_)``, the
-  growth calibrated on refits of the runs' first parts that forecast the rest.
+  growth calibrated on refits of the runs' first parts that forecast the rest, and widening with
+  the schedule's distance ``D`` from the fitted runs' schedules (`schedule_distance`) by adding
+  ``band_distance_sd_ * D`` in quadrature to that spread, in log-loss.
   ``predict_with_band`` gives the prediction and the band at once.
 - ``compare_final(lr_a, lr_b, level)``: the difference of two schedules' forecast final losses,
   with a band from the same replicate fits, whose shared errors cancel (`FinalDifference`).
@@ -45,6 +47,7 @@ import numpy as np
 
 from lrlab.atomic import atomic_write_text
 from lrlab.errors import LrlabError, LrlabWarning, brief
+from lrlab.laws.parallel import fork_map, worth_forking
 from lrlab.laws.points import (
     FitPoints,
     coarse_error_bound,
@@ -54,6 +57,7 @@ from lrlab.laws.points import (
     row_mix,
 )
 from lrlab.runs.model import MAX_LR, Run
+from lrlab.runs.regime import fitted_regime, regime_info
 from lrlab.runs.warmup import fitted_warmup
 from lrlab.settings import MAX_INTEGER, check_fields, flag, from_mapping, mapping, real
 
@@ -75,7 +79,19 @@ _GROWTH_MIN_POINTS = 10  # forecast points beyond the refits' reach needed to es
 # tasks' refits, up to the grid's end for others); docs/laws.md, seventh round, says how it was
 # chosen, on training runs only.
 _GROWTH_FLOOR = 0.25
+# The largest growth (the grid reaches 4): chosen on training-only folds, docs/laws.md, ninth round.
+_GROWTH_CAP = 2.0
+# The band's widening with the schedule's distance from the fitted runs' (`schedule_distance`).
+_DISTANCE_KNOTS = 256  # a fitted run's schedule is kept at this many steps (plus its last)
+_DISTANCE_SAMPLES = 1024  # steps of a forecast at which the distance is measured, at most
+_DISTANCE_LR_FLOOR = 1e-2  # LRs below this fraction of the fitted peak count as this fraction
+# The log-loss sd added in quadrature per unit of distance: a constant, since per-fit estimates
+# from two or three runs were mostly 0; chosen on training-only folds and the wind tunnel
+# (docs/laws.md, "Ninth round, bands (additive)"). Added, not multiplied, so that a band already
+# wide (a large jackknife sd) does not become many times the loss.
+_DISTANCE_SD = 0.015
 _SCOUT_EVALS = 40  # evaluations per start before the best start is refined
+_REFIT_EVALS = 100  # about what a warm-started jackknife refit takes (20-400)
 _TINY = 1e-300
 
 Progress = Callable[[str], None]
@@ -223,7 +239,6 @@ class Law(abc.ABC):
         problem = self.fit_problem(runs)
         groups = _fit_groups(problem.data)
         lower, upper = problem.lower, problem.upper
-        best = None
         candidates = self.starts(float(min(run.loss.min() for run in runs)))
         if start is not None:
             warm = np.asarray(start, dtype=np.float64)
@@ -233,17 +248,29 @@ class Law(abc.ABC):
                     f"({', '.join(self.param_names)})"
                 )
             candidates = [warm, *candidates]
-        for index, point in enumerate(candidates, start=1):
-            if progress:
-                progress(f"fitting law {self.name!r}: start {index}/{len(candidates)}")
+
+        def scout(point: np.ndarray) -> tuple[float, np.ndarray]:
             # a short run from each start, then only the most promising one is refined
             result = self._solve(problem, np.clip(point, lower, upper), _SCOUT_EVALS)
-            if best is None or result.cost < best.cost:
-                best = result
-        assert best is not None
+            return float(result.cost), result.x
+
+        for index in range(1, len(candidates) + 1):  # here: a worker's output may be captured
+            if progress:
+                progress(f"fitting law {self.name!r}: start {index}/{len(candidates)}")
+        # Independent refits run side by side where they take long enough to pay for a worker
+        # process (`lrlab.laws.parallel`), with the serial results to the bit.
+        import_solver()  # here, once, rather than in every worker
+        first = np.clip(candidates[0], lower, upper)
+        problem.objective(first)  # builds the kernels' workspaces, a first evaluation's extra
+        timed = time.process_time()  # CPU: a busy machine's wall time would say fork more
+        problem.objective(np.nextafter(first, np.inf))
+        evaluation = time.process_time() - timed
+        scouts = fork_map(scout, candidates, parallel=worth_forking(evaluation * _SCOUT_EVALS))
+        # the first of the lowest, as a serial loop keeping a strictly lower cost would
+        best_start = scouts[min(range(len(scouts)), key=lambda index: scouts[index][0])][1]
         if progress:
             progress(f"fitting law {self.name!r}: refining the best start")
-        best = self._solve(problem, best.x)
+        best = self._solve(problem, best_start)
         self.params_ = self._exact_fixed(best.x)
         residuals = point_residuals(problem.data, problem.log_curve(best.x))
         free_jacobian = best.jac.copy()
@@ -259,27 +286,38 @@ class Law(abc.ABC):
         self.band_scale_ = 1.0
         self.band_growth_ = 0.0
         self.band_reach_ = max(int(run.steps[-1]) for run in runs)
+        self.band_distance_sd_ = _DISTANCE_SD if self.bands else 0.0
+        self.band_schedules_ = [schedule_knots(run.lr) for run in runs]
+        warmup = fitted_warmup(runs)  # and where it came from: "warmup_from"
+        peak = float(max(run.lr.max() for run in runs))
         if self.bands:
             if progress:
-                progress(f"fitting law {self.name!r}: {len(groups)} jackknife refits for the band")
-            self.replicates_ = np.array(
-                [
-                    self._exact_fixed(self._solve(self._problem(keep, lower, upper), best.x).x)
-                    for keep, _ in groups
-                ]
-            )
-            self.band_scale_ = self._calibrate_band([left for _, left in groups])
-            if progress:
                 progress(
-                    f"fitting law {self.name!r}: {len(_GROWTH_FOLDS)} refits of the runs' first "
-                    "parts, for the band's growth"
+                    f"fitting law {self.name!r}: {len(groups)} jackknife refits for the band and "
+                    f"{len(_GROWTH_FOLDS)} refits of the runs' first parts, for its growth"
                 )
-            self.band_growth_ = self._calibrate_growth(problem.data, best.x, lower, upper)
+
+            def band_refit(keep: list[FitPoints] | None) -> Any:
+                """A jackknife replicate: the fit to the parts in `keep`; for None the band's
+                growth, which depends on neither the replicates nor the band's scale."""
+                if keep is None:
+                    return self._calibrate_growth(problem.data, best.x, lower, upper)
+                return self._exact_fixed(self._solve(self._problem(keep, lower, upper), best.x).x)
+
+            *replicates, self.band_growth_ = fork_map(
+                band_refit,
+                [keep for keep, _ in groups] + [None],
+                parallel=worth_forking(evaluation * _REFIT_EVALS),
+            )
+            self.replicates_ = np.array(replicates)
+            self.band_scale_ = self._calibrate_band([left for _, left in groups])
         self.fit_info_ = {
             "runs": [run.name for run in runs],
             # What the runs were trained with: the defaults for designing a schedule from this fit.
-            "peak": float(max(run.lr.max() for run in runs)),
-            **fitted_warmup(runs),  # and where it came from: "warmup_from"
+            "peak": peak,
+            **warmup,
+            # How fast their LR fell: the region a design from this fit stays in.
+            **regime_info(runs),
             "points": int(problem.points),
             # Parameters the points leave undetermined (`unpinned_parameters`).
             "unpinned": unpinned_parameters(self, lower, upper),
@@ -390,10 +428,12 @@ class Law(abc.ABC):
         self, lr: np.ndarray, steps: np.ndarray, level: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """A `level` (default: `band_level`) band around `predict(lr, steps)`:
-        ``pred * exp(+-z * band_scale_ * band_growth(steps) * sd)``, ``sd^2`` = jackknife variance
-        of the log predictions of the replicate fits + `noise_sd_`^2, `band_scale_` the conformal
-        calibration of `_calibrate_band`, and `band_growth` its widening with the length of the
-        extrapolation (`_calibrate_growth`)."""
+        ``pred * exp(+-z * sqrt((band_scale_ * band_growth(steps) * sd)^2 + w^2))``,
+        ``sd^2`` = jackknife variance of the log predictions of the replicate fits +
+        `noise_sd_`^2, `band_scale_` the conformal calibration of `_calibrate_band`, `band_growth`
+        its widening with the length of the extrapolation (`_calibrate_growth`) and
+        ``w = band_distance_spread(lr, steps)`` the widening with the schedule's distance from the
+        fitted runs' schedules, added in quadrature so that it widens a band by at most ``z w``."""
         return self.predict_with_band(lr, steps, level)[1:]
 
     def predict_with_band(
@@ -410,8 +450,9 @@ class Law(abc.ABC):
         self._check_predicted(lr, steps, curves[0])
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             log_curves = np.log(curves)
-            scale = self.band_scale_ * self.band_growth(steps)
-            half = _normal_quantile(0.5 + level / 2) * scale * self._log_sd(log_curves[1:])
+            spread = self.band_scale_ * self.band_growth(steps) * self._log_sd(log_curves[1:])
+            distance = self.band_distance_spread(lr, steps)
+            half = _normal_quantile(0.5 + level / 2) * np.sqrt(spread**2 + distance**2)
             center = log_curves[0]
             low, high = np.exp(center - half), np.exp(center + half)
         self._check_predicted(lr, steps, low, high, what="the band around")
@@ -512,6 +553,20 @@ class Law(abc.ABC):
         ratio = np.asarray(steps, dtype=np.float64) / reach
         return 1.0 + rate * np.log(np.maximum(ratio, 1.0))
 
+    def band_distance_spread(self, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """The log-loss spread the band adds (in quadrature) at `steps` of per-step LR `lr` for
+        its distance from the fitted runs' own schedules: ``band_distance_sd_ * D``, ``D`` the
+        `schedule_distance` of `lr` from the fitted runs' schedules (`band_schedules_`); 0 for a
+        fit without the coefficient (files written before it, and laws assembled by hand)."""
+        self._require_fitted()
+        rate = getattr(self, "band_distance_sd_", 0.0)
+        schedules = getattr(self, "band_schedules_", [])
+        if rate == 0 or not schedules:
+            return np.zeros(np.shape(steps))
+        info = self.fit_info_
+        distance = schedule_distance(lr, steps, schedules, int(info["warmup"]), info["peak"])
+        return rate * distance
+
     def _calibrate_growth(
         self, parts: list[FitPoints], theta: np.ndarray, lower: np.ndarray, upper: np.ndarray
     ) -> float:
@@ -521,12 +576,14 @@ class Law(abc.ABC):
         (`_growth_scores`) on ``a * (1 + c1 log r)``. Only the growth ``c1`` is kept: the scale
         at the fitted runs' reach, `band_scale_`, comes from `_calibrate_band`, on the fit
         itself. At least `_GROWTH_FLOOR`, which is also the growth without enough points: no
-        forecast is as certain 3x beyond the fitted runs as at their end."""
+        forecast is as certain 3x beyond the fitted runs as at their end. At most `_GROWTH_CAP`:
+        where a fit's estimate reached the grid's end, 4, a 3x forecast's band was 5x wider."""
         scores, ratios = self._growth_scores(parts, theta, lower, upper)
         if np.count_nonzero(ratios > 1.0) < _GROWTH_MIN_POINTS:
             return _GROWTH_FLOOR
-        fitted = _growth_quantile_fit(scores, ratios, float(self.band_level))[1]
-        return max(_GROWTH_FLOOR, fitted)
+        log_ratios = np.log(np.maximum(ratios, 1.0))
+        fitted = _growth_quantile_fit(scores, log_ratios, float(self.band_level))[1]
+        return min(_GROWTH_CAP, max(_GROWTH_FLOOR, fitted))
 
     def _growth_scores(
         self, parts: list[FitPoints], theta: np.ndarray, lower: np.ndarray, upper: np.ndarray
@@ -631,6 +688,11 @@ class Law(abc.ABC):
             "band_scale": self.band_scale_,
             "band_growth": self.band_growth_,
             "band_reach": self.band_reach_,
+            "band_distance_sd": getattr(self, "band_distance_sd_", 0.0),
+            "band_schedules": [
+                {"steps": steps.tolist(), "lr": lr.tolist()}
+                for steps, lr in getattr(self, "band_schedules_", [])
+            ],
             "fit": self.fit_info_,
         }
 
@@ -673,6 +735,15 @@ class Law(abc.ABC):
             # absent before the band grew with the extrapolation: a band that does not grow
             law.band_growth_ = _number(data.get("band_growth", 0.0), f"{source}: band_growth")
             law.band_reach_ = _number(data.get("band_reach", 1.0), f"{source}: band_reach")
+            # absent before the band widened with the schedule's distance (and in files of the
+            # ninth round's multiplied widening, `band_distance`): a band that does not widen
+            law.band_distance_sd_ = _number(
+                data.get("band_distance_sd", 0.0), f"{source}: band_distance_sd"
+            )
+            law.band_schedules_ = [
+                _schedule(knots, f"{source}: band_schedules[{index}]")
+                for index, knots in enumerate(data.get("band_schedules", []))
+            ]
             fit_info = dict(data["fit"])
             law.fit_info_ = {_OLD_FIT_KEYS.get(key, key): value for key, value in fit_info.items()}
         except KeyError as error:
@@ -713,6 +784,15 @@ class Law(abc.ABC):
             raise LrlabError(f"{source}: band_growth = {self.band_growth_:g} must be finite, >= 0")
         if not (math.isfinite(self.band_reach_) and self.band_reach_ >= 1):
             raise LrlabError(f"{source}: band_reach = {self.band_reach_:g} must be a step >= 1")
+        distance_sd = self.band_distance_sd_
+        if not (math.isfinite(distance_sd) and distance_sd >= 0):
+            raise LrlabError(f"{source}: band_distance_sd = {distance_sd:g} must be finite, >= 0")
+        if distance_sd > 0 and not self.band_schedules_:
+            raise LrlabError(
+                f"{source}: band_distance_sd > 0 needs the fitted runs' band_schedules"
+            )
+        if distance_sd > 0 and self.fit_info_.get("warmup") is None:
+            raise LrlabError(f"{source}: band_distance_sd > 0 needs the fit's warmup")
         for name in self.learned:
             value = getattr(self, f"{name}_")
             if not (math.isfinite(value) and value > 0):
@@ -724,6 +804,7 @@ class Law(abc.ABC):
         whole = isinstance(warmup, int) and not isinstance(warmup, bool)
         if warmup is not None and not (whole and 0 <= warmup <= MAX_INTEGER):
             raise LrlabError(f"{source}: fit warmup = {brief(warmup)} must be a whole number >= 0")
+        fitted_regime(self.fit_info_, f"{source}: fit")  # a damaged envelope fails here
 
 
 @dataclasses.dataclass(frozen=True)
@@ -790,15 +871,15 @@ def _jackknife_variance(replicas: np.ndarray) -> np.ndarray:
 
 
 def _growth_quantile_fit(
-    scores: np.ndarray, ratios: np.ndarray, level: float
+    scores: np.ndarray, distances: np.ndarray, level: float
 ) -> tuple[float, float]:
-    """The `level` quantile regression of `scores` on ``a * (1 + c1 * log r)`` (``r`` = `ratios`
-    clipped at 1, ``c1 >= 0`` on a grid): ``(a, c1)`` minimising the pinball loss. For a given
-    ``c1`` the best ``a`` is the quantile of ``score / g`` weighted by ``g = 1 + c1 log r``."""
-    log_ratio = np.log(np.maximum(ratios, 1.0))
+    """The `level` quantile regression of `scores` on ``a * (1 + c * x)`` (``x`` = `distances`,
+    at least 0: the log of the extrapolation ratio; ``c >= 0`` on a
+    grid): ``(a, c)`` minimising the pinball loss. For a given ``c`` the best ``a`` is the
+    quantile of ``score / g`` weighted by ``g = 1 + c x``."""
     best = (math.inf, 1.0, 0.0)
     for rate in _GROWTH_GRID:
-        growth = 1.0 + rate * log_ratio
+        growth = 1.0 + rate * distances
         scaled = scores / growth
         order = np.argsort(scaled)
         weights = np.cumsum(growth[order])
@@ -808,6 +889,73 @@ def _growth_quantile_fit(
         if loss < best[0] - 1e-12:
             best = (loss, a, float(rate))
     return best[1], best[2]
+
+
+def schedule_knots(lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted run's per-step LR kept for `schedule_distance`, small enough to save with the fit:
+    ``(steps, lr at them)`` at `_DISTANCE_KNOTS` evenly spaced steps plus the last, and at up to
+    as many of its sharpest bends (the end of a warmup, a drop), so that linear interpolation
+    between the knots gives a piecewise-linear schedule exactly."""
+    lr = np.asarray(lr, dtype=np.float64)
+    even = np.linspace(0, lr.size - 1, _DISTANCE_KNOTS + 1).round().astype(np.int64)
+    bend = np.abs(np.diff(lr, 2))
+    sharpest = np.argsort(bend)[::-1][:_DISTANCE_KNOTS]
+    bends = sharpest[bend[sharpest] > 1e-9 * lr.max(initial=0.0)] + 1  # the middle step
+    steps = np.unique(np.concatenate([even, bends]))
+    return steps, lr[steps]
+
+
+def schedule_distance(
+    lr: np.ndarray,
+    steps: np.ndarray,
+    references: Sequence[tuple[np.ndarray, np.ndarray]],
+    warmup: int,
+    peak: float,
+) -> np.ndarray:
+    """How far the schedule of per-step LR `lr` is, up to each of `steps`, from the nearest of
+    the `references` (`schedule_knots` of fitted runs): for reference ``j``,
+    ``D_j(t) = mean over warmup < s <= t of |log lr(s) - log lr_j(s)|``, and ``D = min_j D_j``
+    (0 up to the warmup). A reference is continued at its last LR beyond its end (how much
+    further the forecast reaches is `Law.band_growth`'s part), and LRs below `_DISTANCE_LR_FLOOR`
+    times `peak` (the fitted runs' peak) count as that floor, so that a decay to 0 is a finite
+    distance. It measures what neither leaving a run out of the fit nor cutting the runs short
+    shows a band: a forecast at another LR level or schedule shape than any fitted run's.
+    Measured at up to `_DISTANCE_SAMPLES` evenly spaced steps, interpolated in between."""
+    lr = np.asarray(lr, dtype=np.float64)
+    steps = np.asarray(steps, dtype=np.float64)
+    last = int(steps.max(initial=0))
+    if last <= warmup or not references:
+        return np.zeros(steps.shape)
+    grid = np.unique(np.linspace(warmup + 1, last, _DISTANCE_SAMPLES).round())
+    floor = _DISTANCE_LR_FLOOR * peak
+    target = np.log(np.maximum(lr[grid.astype(np.int64)], floor))
+    nearest = np.full(grid.size, np.inf)
+    count = np.arange(1, grid.size + 1)
+    for knots, values in references:
+        reference = np.log(np.maximum(np.interp(grid, knots, values), floor))
+        nearest = np.minimum(nearest, np.cumsum(np.abs(target - reference)) / count)
+    return np.interp(steps, grid, nearest, left=0.0)
+
+
+def _schedule(knots: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A saved `schedule_knots` (``{"steps": [...], "lr": [...]}``), checked: increasing whole
+    steps from 0 and as many finite LRs of at least 0."""
+    if not isinstance(knots, dict):
+        raise LrlabError(f"{where} is not a mapping with 'steps' and 'lr'")
+    try:
+        steps = np.array(knots["steps"], dtype=np.float64)
+        lr = np.array(knots["lr"], dtype=np.float64)
+    except KeyError as error:
+        raise LrlabError(f"{where}: field {brief(error.args[0])} is missing") from None
+    except (TypeError, ValueError) as error:
+        raise LrlabError(f"{where}: not a list of numbers ({brief(str(error), 80)})") from None
+    whole = steps.ndim == 1 and steps.size >= 1 and np.all(np.isfinite(steps))
+    whole = whole and np.all(steps == np.round(steps)) and steps[-1] <= MAX_INTEGER
+    if not (whole and steps[0] == 0 and np.all(np.diff(steps) > 0)):
+        raise LrlabError(f"{where}: steps must be increasing whole numbers from 0")
+    if lr.shape != steps.shape or not np.all(np.isfinite(lr) & (lr >= 0)):
+        raise LrlabError(f"{where}: lr must be one finite number >= 0 per step")
+    return steps.astype(np.int64), lr
 
 
 def _is_real(value: Any) -> bool:
@@ -905,6 +1053,13 @@ def _fit_groups(parts: list[FitPoints]) -> list[tuple[list[FitPoints], FitPoints
         for block in part.blocks(_SINGLE_RUN_BLOCKS)
         if not np.all(block)
     ]
+
+
+def import_solver() -> None:
+    """Import what `robust_least_squares` needs (0.3-0.6 s of CPU, which only fits need): once
+    in the process that forks a fit's workers, rather than once in each of them."""
+    import scipy.optimize  # noqa: F401
+    import threadpoolctl  # noqa: F401
 
 
 def robust_least_squares(

@@ -50,6 +50,32 @@ class DropQuadrature:
         """Number of nodes."""
         return self.log_lr.size
 
+    def workspace(self, name: str, rows: int) -> np.ndarray:
+        """A `rows` x nodes array kept with the nodes under `name`, for the values an
+        evaluation computes at every node (`lrlab.laws.kernel.node_kernel`): a fit evaluates
+        hundreds of times on the same nodes, and a fresh array that large costs a page fault
+        per 4 KiB each time. Its contents are those of the last evaluation that used it."""
+        buffers = self._workspaces
+        if name not in buffers or buffers[name].shape[0] != rows:
+            buffers[name] = np.empty((rows, self.size))
+        return buffers[name]
+
+    @functools.cached_property
+    def _workspaces(self) -> dict[str, np.ndarray]:
+        return {}
+
+    @functools.cached_property
+    def log_lr_range(self) -> tuple[float, float]:
+        """The least and largest `log_lr` (0, 0 without nodes)."""
+        if self.size == 0:
+            return 0.0, 0.0
+        return float(self.log_lr.min()), float(self.log_lr.max())
+
+    @functools.cached_property
+    def log_area_max(self) -> float:
+        """The largest `log_area` (-inf without nodes)."""
+        return float(self.log_area.max()) if self.size else -math.inf
+
     @functools.cached_property
     def _starts(self) -> np.ndarray:
         """Each point's first node, clipped into range (for a point without nodes)."""
@@ -65,9 +91,13 @@ class DropQuadrature:
         sums[..., self.counts == 0] = 0.0  # reduceat gives a value, not 0, for an empty run
         return sums
 
-    def total(self, values: np.ndarray) -> np.ndarray:
+    def total(self, values: np.ndarray, overwrite: bool = False) -> np.ndarray:
         """``sum over a point's nodes of weight * values`` for each point (values: nodes or
-        k x nodes; the result: points or k x points)."""
+        k x nodes; the result: points or k x points); with `overwrite`, `values` is multiplied
+        by the weights in place (a workspace's, which need not be kept)."""
+        if overwrite:
+            values *= self.weights
+            return self.owner_sums(values)
         return self.owner_sums(values * self.weights)
 
 

@@ -7,7 +7,7 @@ and lrlab's law (the multi-power law with a drop measure ``phi`` and a fade ``S_
 with ``phi(lr) = lr_ref (lr / lr_ref)^p`` (``p = 1, kappa = 0``: the multi-power law itself).
 ``G`` is evaluated here three ways, each where it is cheapest and most accurate:
 
-- `node_kernel` / `node_slope`: on the nodes of a `DropQuadrature` (every step of a curve, for
+- `node_kernel`: on the nodes of a `DropQuadrature` (every step of a curve, for
   fitting; parameters ``theta`` in the laws' order ``L0, A, alpha, B, C, beta, gamma, ...``);
 - `exact_drop_sum`: term by term, as the reference code does (for checks and speed baselines);
 - `final_loss_and_gradient`: the loss at the last step and its exact gradient by every step's LR,
@@ -26,25 +26,33 @@ _TINY_LR = 1e-100  # LR 0 makes lr^-gamma infinite (its terms vanish in the limi
 
 
 def node_kernel(
-    theta: np.ndarray, drops: DropQuadrature
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    theta: np.ndarray, drops: DropQuadrature, slope: bool = False
+) -> tuple[np.ndarray, ...]:
     """At every quadrature node: ``x``, ``log(C x + 1)`` and ``(C x + 1)^-beta`` (= 1 - G), for
-    ``theta[4:7] = C, beta, gamma``."""
+    ``theta[4:7] = C, beta, gamma``; with `slope`, also ``x * dG/d(C x)``, the factor every
+    derivative of ``G`` by ``C``, ``gamma`` (and ``lr``) shares.
+
+    They are written into the nodes' workspace (`DropQuadrature.workspace`), overwritten by the
+    next call on the same nodes: this runs at every node of every evaluation of a fit, where
+    fresh arrays of that size cost a page fault per 4 KiB each time."""
     C, beta, gamma = theta[4:7]
-    # in place where it can be: this runs at every node of every evaluation of a fit
-    x = drops.log_lr * -gamma
+    x, log_base, tail, scaled, slope_x = drops.workspace("kernel", 5)
+    np.multiply(drops.log_lr, -gamma, out=x)
     x += drops.log_area
-    np.exp(np.minimum(x, _MAX_LOG_X, out=x), out=x)
-    log_base = np.log1p(C * x)
-    tail = log_base * -beta
-    return x, log_base, np.exp(tail, out=tail)
-
-
-def node_slope(theta: np.ndarray, x: np.ndarray, tail: np.ndarray) -> np.ndarray:
-    """``x * dG/d(C x)`` at the nodes, from `node_kernel`'s ``x`` and ``tail``: the factor every
-    derivative of ``G`` by ``C``, ``gamma`` (and ``lr``) shares."""
-    C, beta = theta[4:6]
-    return beta * tail * x / (C * x + 1.0)
+    low, high = drops.log_lr_range
+    if max(-gamma * low, -gamma * high) + drops.log_area_max > _MAX_LOG_X:  # else a no-op pass
+        np.minimum(x, _MAX_LOG_X, out=x)
+    np.exp(x, out=x)
+    np.log1p(np.multiply(C, x, out=scaled), out=log_base)
+    np.exp(np.multiply(log_base, -beta, out=tail), out=tail)
+    if not slope:
+        return x, log_base, tail
+    # beta * tail * x / (C * x + 1)
+    np.multiply(beta, tail, out=slope_x)
+    slope_x *= x
+    scaled += 1.0
+    slope_x /= scaled
+    return x, log_base, tail, slope_x
 
 
 def exact_drop_sum(

@@ -77,14 +77,19 @@ class LRLabFeatures:
 
 def _drop_measure(features: LRLabFeatures, p: float) -> tuple[np.ndarray, np.ndarray]:
     """``(lr_before / lr_ref)^p - (lr_after / lr_ref)^p`` at each node and its derivative by p
-    (``0^p ln 0`` = 0)."""
+    (``0^p ln 0`` = 0), in the nodes' workspace (`DropQuadrature.workspace`)."""
     log_levels = features.log_levels
     with np.errstate(invalid="ignore"):
         powers = np.exp(p * log_levels)
         by_p = np.where(powers > 0, powers * log_levels, 0.0)
     half = features.before_after_split
-    at_ends, by_p_at_ends = powers.take(features.ends), by_p.take(features.ends)
-    return at_ends[:half] - at_ends[half:], by_p_at_ends[:half] - by_p_at_ends[half:]
+    work = features.drops.workspace("measure", 4)
+    ends = work[:2].reshape(-1)  # the nodes' values at their segments' starts, then their ends
+    powers.take(features.ends, out=ends, mode="clip")  # unbuffered
+    np.subtract(ends[:half], ends[half:], out=work[2])
+    by_p.take(features.ends, out=ends, mode="clip")
+    np.subtract(ends[:half], ends[half:], out=work[3])
+    return work[2], work[3]
 
 
 @dataclasses.dataclass(kw_only=True, eq=False)
@@ -139,12 +144,11 @@ class LRLabLaw(Law):
         L0, _, _, B, C, _, _, p, kappa = theta
         drops, area = features.drops, features.area
         power, power_derivatives = lr_area_power(theta, area)
-        x, log_base, tail = kernel.node_kernel(theta, drops)
-        slope_x = kernel.node_slope(theta, x, tail)
+        _, log_base, tail, slope_x = kernel.node_kernel(theta, drops, slope=True)
         weight, weight_by_p = _drop_measure(features, p)
         # Per node, each multiplied by the weight (lr_ref_ is applied to the sums): G and its
         # derivatives by C, beta, gamma; then G times the weight's derivative by p.
-        rows = np.empty((5, drops.size))
+        rows = drops.workspace("terms", 5)
         np.subtract(1.0, tail, out=rows[0])
         np.multiply(weight_by_p, rows[0], out=rows[4])
         rows[0] *= weight

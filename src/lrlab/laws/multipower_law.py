@@ -37,21 +37,20 @@ class MultiPowerFeatures:
 def drop_sum(theta: np.ndarray, drops: DropQuadrature) -> np.ndarray:
     """Per-point sum of ``d * G`` for ``theta[4:7] = C, beta, gamma``."""
     _, _, tail = kernel.node_kernel(theta, drops)
-    return drops.total(1.0 - tail)
+    return drops.total(np.subtract(1.0, tail, out=drops.workspace("sum", 1)[0]), True)
 
 
 def drop_terms(theta: np.ndarray, drops: DropQuadrature) -> np.ndarray:
     """Per-point sums of d*G, d*dG/dC, d*dG/dbeta, d*dG/dgamma (4 x points)."""
     C = theta[4]
-    x, log_base, tail = kernel.node_kernel(theta, drops)
-    rows = np.empty((4, drops.size))
-    slope_x = kernel.node_slope(theta, x, tail)
+    _, log_base, tail, slope_x = kernel.node_kernel(theta, drops, slope=True)
+    rows = drops.workspace("terms", 4)
     np.subtract(1.0, tail, out=rows[0])
     rows[1] = slope_x
     np.multiply(tail, log_base, out=rows[2])
     np.multiply(slope_x, drops.log_lr, out=rows[3])
     rows[3] *= -C
-    return drops.total(rows)
+    return drops.total(rows, overwrite=True)
 
 
 @dataclasses.dataclass(kw_only=True, eq=False)

@@ -1,0 +1,171 @@
+"""The mechanisms that make fits fast give the results of the plain computation: fits side by side
+in forked workers (`lrlab.laws.parallel`) those of the serial fit, to the bit; the momentum law's
+annealing area summed over distinct steps (`AnnealingPlan`) the step-by-step recursion; and the
+kernels' reused workspaces (`DropQuadrature.workspace`) leak nothing from one evaluation into
+the next."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from lrlab.errors import LrlabError, LrlabWarning
+from lrlab.laws import get_law, parallel
+from lrlab.laws.momentum_law import AnnealingPlan
+from lrlab.laws.points import fit_points
+from lrlab.runs import Run
+from lrlab.schedules import parse
+
+SPECS = (
+    "constant(peak=3e-3, warmup=40)",
+    "cosine(peak=3e-3, total=800, warmup=40, end_ratio=0.1)",
+    "two_stage(peak=3e-3, warmup=40, drop_step=480, low=3e-4)",
+)
+MPL_TRUTH = np.array([0.3, 1.2, 0.4, 40.0, 2.0, 0.5, 0.6])
+
+forking = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+
+
+def mpl_runs(noise: float = 0.002) -> list[Run]:
+    """SYNTHETIC loss curves of the multi-power law with multiplicative noise, three schedules."""
+    truth = get_law("mpl")
+    truth.params_ = MPL_TRUTH
+    rng = np.random.default_rng(7)
+    steps = np.arange(10, 800, 5)
+    runs = []
+    for index, spec in enumerate(SPECS):
+        lr = parse(spec)(np.arange(800))
+        loss = truth.predict(lr, steps) * np.exp(noise * rng.normal(size=steps.size))
+        runs.append(Run(name=f"run{index}", lr=lr, steps=steps, loss=loss))
+    return runs
+
+
+@pytest.fixture
+def always_fork(monkeypatch):
+    """Fork workers whatever the items cost and however many cores there are."""
+    monkeypatch.setattr(parallel, "_WORTH_SECONDS", 0.0)
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "2")
+    # Threads that earlier tests leave in this process (tqdm's monitor, from the Hugging Face
+    # tests) would make fork_map run serially; these tests' workers take no lock those hold.
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
+
+
+def _fitted_numbers(law) -> dict[str, np.ndarray]:
+    laws = {"": law, **getattr(law, "members_", {})}
+    numbers = {}
+    for name, member in laws.items():
+        numbers[f"{name} params"] = member.params_
+        numbers[f"{name} replicates"] = member.replicates_
+        numbers[f"{name} band"] = np.array(
+            [member.band_scale_, member.band_growth_, member.noise_sd_]
+        )
+    return numbers
+
+
+@forking
+@pytest.mark.parametrize("name", ["mpl", "auto"])
+def test_fits_in_workers_equal_the_serial_fit_to_the_bit(name, always_fork, monkeypatch):
+    runs = mpl_runs()
+    side_by_side = _fitted_numbers(get_law(name).fit(runs))
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "1")
+    serial = _fitted_numbers(get_law(name).fit(runs))
+    assert side_by_side.keys() == serial.keys()
+    for key, values in serial.items():
+        np.testing.assert_array_equal(side_by_side[key], values, err_msg=key)
+
+
+@forking
+def test_fork_map_keeps_the_order_and_raises_what_a_worker_raised(always_fork):
+    pids = parallel.fork_map(lambda item: (item, os.getpid()), list(range(5)))
+    assert [item for item, _ in pids] == list(range(5))
+    assert os.getpid() not in {pid for _, pid in pids}  # each item ran in a worker
+
+    def failing(item: int) -> int:
+        if item >= 2:
+            raise LrlabError(f"item {item} failed")
+        return item
+
+    with pytest.raises(LrlabError, match="item 2 failed"):  # the first failure, in order
+        parallel.fork_map(failing, [0, 1, 2, 3])
+
+
+@forking
+def test_a_worker_warns_in_the_caller_and_uses_only_its_share_of_the_workers(
+    always_fork, monkeypatch
+):
+    def nested(item: int) -> int:
+        warnings.warn(f"item {item}", LrlabWarning, stacklevel=1)
+        inner = parallel.fork_map(lambda _: os.getpid(), [0, 1])
+        assert inner == [os.getpid()] * 2  # 2 workers for 3 items: none to share out
+        return item
+
+    with pytest.warns(LrlabWarning) as caught:
+        assert parallel.fork_map(nested, [0, 1, 2]) == [0, 1, 2]
+    assert [str(w.message) for w in caught] == ["item 0", "item 1", "item 2"]
+
+    def shared_out(_: int) -> int:
+        inner = parallel.fork_map(lambda _: os.getpid(), [0, 1])
+        return len({os.getpid(), *inner})
+
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "4")  # 2 workers, each with 2 of its own
+    assert parallel.fork_map(shared_out, [0, 1]) == [3, 3]
+
+
+def test_the_workers_variable_must_be_a_whole_number(monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "two")
+    with pytest.raises(LrlabError, match="LRLAB_FIT_WORKERS='two'"):
+        parallel.worker_count()
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "1")
+    assert parallel.fork_map(lambda _: os.getpid(), [0, 1]) == [os.getpid()] * 2
+
+
+def _stepwise_area(lr: np.ndarray, lam: float) -> np.ndarray:
+    """``S2`` at every step by its definition: ``m_i = lam m_{i-1} + lr_{i-1} - lr_i``."""
+    momentum, total, areas = 0.0, 0.0, [0.0]
+    for i in range(1, lr.size):
+        momentum = lam * momentum + (lr[i - 1] - lr[i])
+        total += momentum
+        areas.append(total)
+    return np.array(areas)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 0.97, 0.99999])
+def test_the_annealing_area_over_distinct_steps_is_the_stepwise_one(lam):
+    lr = parse("two_stage(peak=3e-3, warmup=40, drop_step=300, low=3e-4)")(np.arange(500))
+    lr[350:420] = np.linspace(3e-4, 1e-4, 70)  # a decay as well as a drop and a warmup
+    steps = np.array([499, 0, 10, 10, 300, 301, 2, 450, 41])  # unsorted, repeated, step 0
+    plan = AnnealingPlan.build(lr[:-1] - lr[1:], steps)
+    area, by_lam = plan.area(lam)
+    scale = np.abs(_stepwise_area(lr, lam)).max()
+    np.testing.assert_allclose(area, _stepwise_area(lr, lam)[steps], rtol=0, atol=1e-12 * scale)
+    # the derivative by lambda, against a central difference of the definition
+    h = 1e-6 * (1 - lam) if lam > 0 else 1e-7
+    numeric = (_stepwise_area(lr, lam + h) - _stepwise_area(lr, max(lam - h, 0.0))) / (
+        lam + h - max(lam - h, 0.0)
+    )
+    np.testing.assert_allclose(by_lam, numeric[steps], rtol=1e-5, atol=1e-9 * scale)
+
+
+@pytest.mark.parametrize("name", ["mpl", "lrlab"])
+def test_an_evaluation_leaves_nothing_behind_for_the_next(name):
+    runs = mpl_runs()
+    law = get_law(name)
+    law.prepare(runs)
+    points = fit_points(runs[1])
+    features = law.features(points.lr, points.fit_steps)
+    theta = law.starts(0.3)[0]
+    other = law.starts(0.3)[2]
+    first = [a.copy() for a in law.curve_and_jacobian(theta, features)]
+    first_curve = law.curve(theta, features).copy()
+    law.curve_and_jacobian(other, features)
+    law.curve(other, features)
+    again = law.curve_and_jacobian(theta, features)
+    np.testing.assert_array_equal(again[0], first[0])
+    np.testing.assert_array_equal(again[1], first[1])
+    np.testing.assert_array_equal(law.curve(theta, features), first_curve)
+    # and fresh features, with fresh workspaces, give the same numbers
+    fresh = law.features(points.lr, points.fit_steps)
+    np.testing.assert_array_equal(law.curve_and_jacobian(theta, fresh)[1], first[1])
