@@ -35,7 +35,7 @@ from lrlab.design.optimize import forecast, optimize_schedule
 from lrlab.laws import SizeLaw, get_law
 from lrlab.laws.metrics import evaluate
 from lrlab.laws.sizes import describe_count
-from lrlab.schedules import from_spec, parse
+from lrlab.schedules import parse
 
 NOMINAL = {"25M": 25e6, "100M": 1e8, "400M": 4e8}
 ALL_NINE = shared.TRAIN + shared.HELD_OUT
@@ -132,51 +132,91 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def tunnel_part(law: str, widths: list[int], out: Path, figure: str | None) -> None:
-    from laws_tunnel import PEAK, tunnel_setup  # benchmarks/laws_tunnel.py; needs torch
-    from lrlab.study import TunnelRun, train_tunnel_runs
+def baseline_forms(law: str) -> dict[str, str]:
+    """The fifth round's forms for `law`: ``L0`` offset, every other scale parameter power."""
+    return {name: "offset" if name == "L0" else "power" for name in SizeLaw(law).forms}
 
-    total = 800
-    schedules = shared.benchmark_schedules(total, round(0.09 * total), PEAK, PEAK / 10)
-    largest = max(widths)
-    began = time.perf_counter()
-    runs, counts, tokens = {}, {}, {}
+
+#: The candidate size extrapolations of the selection (docs/laws.md, "Ninth round, sizes"):
+#: ``{label: SizeLaw forms}``, each on top of the fifth round's forms (`baseline_forms`), which
+#: the first is: the baseline.
+CANDIDATES = {
+    "baseline: L0 offset, rest power": {},
+    "L0 power (Kaplan), rest power": {"L0": "power"},
+    "L0 from L_ref offset, rest power": {"L0": "level"},
+    "L0 from L_ref power, rest power": {"L0": "level-power"},
+    "A from L_ref offset, rest power": {"A": "level"},
+    "A from L_ref power, rest power": {"A": "level-power"},
+    "L0 offset, alpha shared": {"alpha": "shared"},
+    "L0 from L_ref offset, alpha shared": {"L0": "level", "alpha": "shared"},
+    "L0 from L_ref power, alpha shared": {"L0": "level-power", "alpha": "shared"},
+    "A from L_ref offset, alpha shared": {"A": "level", "alpha": "shared"},
+    "A from L_ref power, alpha shared": {"A": "level-power", "alpha": "shared"},
+    "L0 offset, rest held": {"A": "held", "alpha": "held", "B": "held"},
+    "L0 from L_ref offset, rest held": {"L0": "level", "A": "held", "alpha": "held", "B": "held"},
+    "A from L_ref offset, rest held": {"A": "level", "alpha": "held", "B": "held"},
+}
+
+
+def load_tunnel_width(out: Path, width: int) -> tuple[dict, float]:
+    """The finished runs of one width of `benchmarks/laws_tunnel.py`'s folders, read only (a run
+    not finished is left out, and said so), and the width's parameter count."""
+    from lrlab.runs import read_run
+
+    runs, count = {}, None
+    for folder in sorted((out / f"d{width}").iterdir()):
+        try:
+            record = json.loads((folder / "record.json").read_text())
+        except (OSError, ValueError):
+            record = {}
+        if record.get("status") != "finished":
+            print(f"  d{width}/{folder.name}: not finished ({record.get('status')}), left out")
+            continue
+        runs[folder.name] = read_run(folder / "eval.csv", name=folder.name)
+        count = float(record["parameters"])
+    if count is None:
+        raise SystemExit(f"{out / f'd{width}'}: no finished run")
+    return runs, count
+
+
+def describe_widths(out: Path, widths: list[int], total: int) -> tuple[dict, dict]:
+    """Each width's finished runs and parameter count, printed with its tokens per parameter."""
+    from laws_tunnel import tunnel_setup  # benchmarks/laws_tunnel.py; needs torch
+
+    runs, counts = {}, {}
     for width in widths:
-        names = tuple(schedules) if width == largest else shared.TRAIN
-        by_steps: dict[int, list] = {}
-        for name in names:
-            spec, steps = schedules[name]
-            folder = out / f"d{width}" / name
-            by_steps.setdefault(steps, []).append(
-                TunnelRun(name, from_spec(spec), folder, f"[d{width}]")
-            )
-        runs[width] = {}
-        for steps, batch in sorted(by_steps.items()):
-            config = {"budget": steps, "tunnel": tunnel_setup(width)}
-            for run in train_tunnel_runs(config, batch, _progress):
-                runs[width][run.name] = run
-        record = json.loads((out / f"d{width}" / shared.TRAIN[0] / "record.json").read_text())
-        counts[width] = float(record["parameters"])
+        runs[width], counts[width] = load_tunnel_width(out, width)
         train = tunnel_setup(width)["train"]
-        batch_size = train.get("batch_size", 16)
-        seq_len = train.get("seq_len", 64)
-        tokens[width] = total * batch_size * seq_len
-    print(f"wind tunnel, law {law!r}: training (or reuse) took {time.perf_counter() - began:.0f} s")
-    for width in widths:
+        tokens = train.get("batch_size", 16) * train.get("seq_len", 64)
         print(
             f"  width {width}: {describe_count(counts[width])} parameters, "
-            f"{tokens[width] / counts[width]:.1f} tokens per parameter in an {total}-step run"
+            f"{total * tokens / counts[width]:.1f} tokens per parameter in an {total}-step run, "
+            f"{3 * total * tokens / counts[width]:.1f} in a {3 * total}-step run; "
+            f"{len(runs[width])} finished runs"
         )
+    return runs, counts
+
+
+def tunnel_part(
+    law: str, widths: list[int], out: Path, figure: str | None, forms: dict[str, str]
+) -> None:
+    total = 800
+    largest = max(widths)
+    print(f"wind tunnel, law {law!r}, forms {forms or 'default'} (runs read, none trained):")
+    runs, counts = describe_widths(out, widths, total)
     smaller = [w for w in widths if w != largest]
     groups = {f"d{w}": [runs[w][n] for n in shared.TRAIN] for w in smaller}
     sizes = {f"d{w}": counts[w] for w in smaller}
-    target = [runs[largest][name] for name in schedules]
+    target = list(runs[largest].values())
     header = f"{'fit':<34} {'fit s':>7} {'PredE':>8} {'WorstE':>8} {'R2':>7} {'cover90':>7}"
-    print(f"targets: the nine runs at width {largest}")
+    print(f"targets: the {len(target)} finished runs at width {largest}")
     print(header)
-    fitted, seconds = timed(SizeLaw(law).fit, groups, sizes)
+    label = f"3 runs at d{','.join(map(str, smaller))}"
+    baseline, seconds = timed(SizeLaw(law, forms=baseline_forms(law)).fit, groups, sizes)
+    print_scores(f"fifth round's forms, {label}", seconds, baseline.at(counts[largest]), target)
+    fitted, seconds = timed(SizeLaw(law, forms=forms).fit, groups, sizes)
     at = fitted.at(counts[largest])
-    print_scores(f"size law, 3 runs at d{','.join(map(str, smaller))}", seconds, at, target)
+    print_scores(f"size law, {label}", seconds, at, target)
     reference, seconds = timed(get_law(law).fit, [runs[largest][n] for n in shared.TRAIN])
     print_scores(f"reference: per-size 3-run fit, d{largest}", seconds, reference, target)
     probe = runs[largest]["cosine_24000"]
@@ -197,6 +237,79 @@ def tunnel_part(law: str, widths: list[int], out: Path, figure: str | None) -> N
         print(f"figure: {figure}")
 
 
+def select_part(
+    law: str, out: Path, folds: list[tuple[list[int], int]], nine: bool, only: str | None
+) -> None:
+    """The selection of the size extrapolation (development data only: the wind tunnel). Each
+    candidate of `CANDIDATES`, fitted on the three training runs of each fold's smaller widths
+    (and, with `nine`, on all nine runs where every fitted width has them), forecasts every
+    finished run of the fold's target width; the per-size 3-run fit of the target is the
+    reference. The table: PredE and 90% coverage per fold, then each candidate's geometric mean
+    of its PredE ratio to the baseline's, over the folds. `only`: the candidates whose label
+    holds it, and the baseline."""
+    import warnings
+
+    from lrlab.laws.sizes import SizeWarning
+
+    total = 800
+    widths = sorted({w for fitted, target in folds for w in (*fitted, target)})
+    print(f"selection on the wind tunnel, law {law!r} (runs read, none trained):")
+    runs, counts = describe_widths(out, widths, total)
+    tasks = []
+    for fitted, target in folds:
+        label = f"{'+'.join(map(str, fitted))}->{target}"
+        tasks.append((f"{label} 3-run", fitted, target, shared.TRAIN))
+        if nine and all(set(ALL_NINE) <= set(runs[w]) for w in fitted):
+            tasks.append((f"{label} 9-run", fitted, target, ALL_NINE))
+    table: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for task, fitted, target, names in tasks:
+        targets = list(runs[target].values())
+        reference = score(get_law(law).fit([runs[target][n] for n in shared.TRAIN]), targets)
+        print(
+            f"{task}: {len(targets)} target runs; reference (per-size 3-run fit of d{target}) "
+            f"PredE {reference['PredE']:.5f}, coverage {reference['coverage']:.2f}",
+            flush=True,
+        )
+        groups = {f"d{w}": [runs[w][n] for n in names] for w in fitted}
+        sizes = {f"d{w}": counts[w] for w in fitted}
+        for label, forms in CANDIDATES.items():
+            if only and only not in label and label != next(iter(CANDIDATES)):
+                continue
+            forms = {**baseline_forms(law), **forms}  # unnamed: the baseline's, not the default
+            size_law, seconds = timed(SizeLaw(law, forms=forms).fit, groups, sizes)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SizeWarning)
+                at = size_law.at(counts[target])
+            held = ",".join(at.fit_info_["size"]["held_at_bound"]) or "-"
+            result = score(at, targets)
+            table.setdefault(label, {})[task] = (result["PredE"], result["coverage"], seconds)
+            print(
+                f"  {label:<36} PredE {result['PredE']:.5f} WorstE {result['WorstE']:.5f} "
+                f"cover90 {result['coverage']:.2f} fit {seconds:5.1f} s held {held}"
+                f"{' (warned)' if caught else ''}",
+                flush=True,
+            )
+    baseline = table[next(iter(CANDIDATES))]
+    print()
+    print("summary: geometric mean over the tasks of PredE / baseline's; mean PredE; least cover")
+    for label, cells in table.items():
+        ratios = [cells[task][0] / baseline[task][0] for task in cells]
+        print(
+            f"  {label:<36} ratio {np.exp(np.mean(np.log(ratios))):.3f}  mean PredE "
+            f"{np.mean([c[0] for c in cells.values()]):.5f}  least cover "
+            f"{min(c[1] for c in cells.values()):.2f}"
+        )
+
+
+def parse_folds(text: str) -> list[tuple[list[int], int]]:
+    """``32+48:64,48+64:96`` -> ``[([32, 48], 64), ([48, 64], 96)]``."""
+    folds = []
+    for item in text.split(","):
+        fitted, target = item.split(":")
+        folds.append(([int(w) for w in fitted.split("+")], int(target)))
+    return folds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", default="shared,tunnel")
@@ -204,6 +317,9 @@ def main() -> int:
     parser.add_argument("--widths", default="32,48,64,96")
     parser.add_argument("--out", default="out/laws_tunnel")
     parser.add_argument("--figure", default="out/sizes_tunnel.png")
+    parser.add_argument("--folds", default="32+48:64,32+48+64:96,48+64:96")
+    parser.add_argument("--nine", action="store_true", help="select: also nine-run fits")
+    parser.add_argument("--candidates", help="select: only the candidates whose label holds this")
     args = parser.parse_args()
     parts = args.part.split(",")
     if "shared" in parts:
@@ -213,7 +329,9 @@ def main() -> int:
         shared_part(args.law)
     if "tunnel" in parts:
         widths = [int(width) for width in args.widths.split(",")]
-        tunnel_part(args.law, widths, Path(args.out), args.figure)
+        tunnel_part(args.law, widths, Path(args.out), args.figure, {})
+    if "select" in parts:
+        select_part(args.law, Path(args.out), parse_folds(args.folds), args.nine, args.candidates)
     return 0
 
 

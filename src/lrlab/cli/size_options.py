@@ -28,7 +28,7 @@ from lrlab.cli.run_options import (
 )
 from lrlab.errors import LrlabError, brief
 from lrlab.laws import Law, SizeLaw
-from lrlab.laws.sizes import count_in_name, describe_count, parse_count
+from lrlab.laws.sizes import count_in_name, describe_count, describe_form, parse_count
 from lrlab.runs import Run
 
 
@@ -233,7 +233,7 @@ def _print_size_fit(law: SizeLaw, quality: dict[str, dict[str, dict[str, float]]
     data = law.to_dict()
     for name, values in data["scale"].items():
         form = law.forms[name]
-        shape = f"E + a N^-{law.exponent:g}" if form == "offset" else "c N^e"
+        shape = describe_form(form, law.exponent)
         print(
             f"  {name:>8}(N) = {shape:<14} {values['low']:.6g} at {describe_count(low)}, "
             f"{values['high']:.6g} at {describe_count(high)}"

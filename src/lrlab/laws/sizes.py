@@ -5,15 +5,28 @@ of.
 A joint fit (`lrlab.laws.joint`) shares a law's shape parameters (`Law.shape_params`: how the loss
 responds to the schedule) across sizes but fits the scale parameters (``L0``, ``A``, ``alpha``,
 the size of the annealing benefit) per size, so it says nothing about a size it has not seen.
-Here each scale parameter is a function of ``N`` instead:
+Here each scale parameter is a function of ``N`` instead (`forms`, by name):
 
-- ``L0(N) = E + a N^-b`` ("offset", the default for ``L0``): the loss of a model of ``N``
+- "offset", ``L0(N) = E + a N^-b`` (the default for ``L0``): the loss of a model of ``N``
   parameters trained on unlimited data, as Hoffmann et al. (2022, arXiv:2203.15556, "Chinchilla")
   write it; the exponent ``b`` is held at their fitted ``0.34`` (option `exponent`; Besiroglu et
   al. 2024, arXiv:2404.10102, refit it as 0.35), since two sizes cannot pin three numbers.
-- ``s(N) = c N^e`` ("power", the default for the others): a power law in ``N``, the form Kaplan
-  et al. (2020, arXiv:2001.08361) give the loss itself, here for ``A``, ``alpha`` and the
-  annealing scale, whose fitted values drift with size in Luo et al.'s separate fits.
+- "power", ``s(N) = c N^e`` (the default for the annealing scale): a power law in ``N``, the
+  form Kaplan et al. (2020, arXiv:2001.08361) give the loss itself; the fitted values of these
+  parameters drift with size in Luo et al.'s separate fits.
+- "shared" (the default for ``alpha``): one value for every size, fitted like a shape parameter.
+- "level" (the default for ``A``) and "level-power": ``A`` (or ``L0``) is not extrapolated by
+  itself but derived from the loss of a constant run at the reference LR area ``S_ref`` (the
+  largest the fitted runs reach), ``L_ref = L0 + A S_ref^-alpha``, which follows the offset law
+  ("level": Chinchilla's ``E + A N^-0.34 + B D^-0.28`` at a fixed amount of data ``D``) or a
+  power law in ``N`` ("level-power": Kaplan et al.'s ``L(N)``). Why: within one size
+  ``L0`` and ``A`` trade off (the runs pin down the loss along the curve, not its split into a
+  floor and a falling part: per-size fits in the wind tunnel put ``L0`` anywhere in 0-0.16), so
+  extrapolating both carries that trade-off into the forecast's level, while ``L_ref`` is what
+  the runs determine. Chosen on the wind tunnel's folds (docs/laws.md, "Ninth round, sizes").
+  Laws without ``L0``, ``A`` and ``alpha`` (`bound`) get "power" for ``A`` instead.
+- "held": power between the fitted sizes, constant beyond (an option, and an alternative of the
+  band).
 
 Each function is parametrised by its values at the smallest and largest fitted sizes (the
 *anchors*), within the law's own bounds there, so with two sizes the fit is exactly a joint fit
@@ -29,9 +42,10 @@ replicate parameter vectors the `Law` band is made of:
   run stays), each refit's functions evaluated at ``N``; their spread grows with the distance in
   ``log N`` from the fitted sizes, as the refits' slopes in ``log N`` differ;
 - the functional form: ``N``-forms the literature offers besides the chosen ones, through the
-  same anchors - ``L0`` as a pure power law (Kaplan et al.) for "offset" and the reverse, and the
-  other scale parameters held at the nearest anchor's value beyond the fitted sizes (Chinchilla's
-  data term, which does not depend on ``N``) - each alternative's deviation from the chosen form
+  same anchors - ``L_ref`` as a power law for "level" and the reverse (or, without a
+  level form, ``L0`` as a pure power law for "offset" and the reverse), and the other power-law
+  parameters held at the nearest anchor's value beyond the fitted sizes (Chinchilla's data
+  term, which does not depend on ``N``) - each alternative's deviation from the chosen form
   counted as one standard deviation. They agree at the fitted sizes (with two sizes, exactly),
   differ a little between them and more and more beyond: a forecast 4x beyond the largest
   fitted size is less certain than one between two fitted sizes;
@@ -40,9 +54,10 @@ replicate parameter vectors the `Law` band is made of:
 
 Saved (`save`) as its own format and read back by `lrlab.laws.load_law`, like any fitted law.
 
-Evidence (docs/laws.md, "Fifth round"; `benchmarks/sizes.py`): fitted at 25M and 100M on the
-shared curves, the 400M curves are forecast about 2% too high (PredE 0.0185; the level of the
-loss, not the response to the schedule), inside the band, whose half-width is 5.7% there.
+Evidence (docs/laws.md, "Fifth round" and "Ninth round, sizes"; `benchmarks/sizes.py`): with the
+fifth round's forms (``A`` a power law), fitted at 25M and 100M on the shared curves, the 400M
+curves were forecast about 2% too high (PredE 0.0185; the level of the loss, not the response
+to the schedule); the ninth round's figures are in docs/laws.md.
 """
 
 from __future__ import annotations
@@ -71,13 +86,18 @@ from lrlab.laws.joint import JointProblem, fit_joint
 from lrlab.laws.points import point_residuals
 from lrlab.laws.registry import DEFAULT_SINGLE_LAW, REGISTRY, get_law, register_format
 from lrlab.runs.model import Run
+from lrlab.runs.regime import regime_info
 from lrlab.runs.warmup import fitted_warmup
 
 SIZE_FORMAT = "lrlab-size-law-fit"
 SIZE_FORMAT_VERSION = 1
 #: Hoffmann et al. (2022) fit the model-size term of the loss as ``A / N^0.34``.
 CHINCHILLA_EXPONENT = 0.34
-FORMS = ("offset", "power")
+FORMS = ("offset", "power", "held", "level", "level-power", "shared")
+#: The forms that derive ``L0`` or ``A`` from the loss level at the reference area.
+LEVEL_FORMS = ("level", "level-power")
+#: The default forms (docs/laws.md, "Ninth round, sizes"); scale parameters not named: "power".
+DEFAULT_FORMS = {"L0": "offset", "A": "level", "alpha": "shared"}
 _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 _COUNT_NAME = re.compile(r"^(\d+(?:\.\d+)?)([kmbt])$", re.IGNORECASE)
 _POSITIVE = 1e-12  # the least value of a power-law parameter at an anchor (its log is taken)
@@ -122,6 +142,19 @@ def describe_count(count: float) -> str:
     return f"{count:.4g}"
 
 
+def describe_form(form: str, exponent: float) -> str:
+    """A scale parameter's form as the fit's summary prints it."""
+    offset = f"E + a N^-{exponent:g}"
+    return {
+        "offset": offset,
+        "power": "c N^e",
+        "held": "c N^e, held beyond the sizes",
+        "shared": "one value",
+        "level": f"from L_ref(N) = {offset}",
+        "level-power": "from L_ref(N) = c N^e",
+    }[form]
+
+
 def log_distance(count: float, sizes: Sequence[float]) -> float:
     """How far `count` lies outside the fitted `sizes`, in ``log N`` (0 between them)."""
     low, high = min(sizes), max(sizes)
@@ -152,7 +185,9 @@ class SizeLaw:
         if not (_is_real(exponent) and 0 < exponent <= 5):
             raise LrlabError(f"size law: exponent={brief(exponent)} must be a number in (0, 5]")
         scale = [name for name in template.param_names if name not in template.shape_params]
-        chosen = {name: "offset" if name == "L0" else "power" for name in scale}
+        chosen = {name: DEFAULT_FORMS.get(name, "power") for name in scale}
+        if template.param_names[:3] != ("L0", "A", "alpha"):  # no level: power laws instead
+            chosen = {name: "power" if f in LEVEL_FORMS else f for name, f in chosen.items()}
         for name, form in (forms or {}).items():
             if name not in chosen:
                 raise LrlabError(
@@ -164,6 +199,14 @@ class SizeLaw:
                     f"size law: form of {name} is {brief(form)}; choose from {', '.join(FORMS)}"
                 )
             chosen[name] = form
+        derived = [name for name, form in chosen.items() if form in LEVEL_FORMS]
+        if derived and (
+            template.param_names[:3] != ("L0", "A", "alpha") or derived not in (["L0"], ["A"])
+        ):
+            raise LrlabError(
+                f"size law: the forms {', '.join(LEVEL_FORMS)} are for one of L0 and A of a law "
+                f"with L0, A and alpha (law {law!r}: forms {brief(chosen, 100)})"
+            )
         self.law = law
         self.exponent = float(exponent)
         self.forms = chosen
@@ -195,7 +238,10 @@ class SizeLaw:
         self.learned = {name: float(getattr(template, f"{name}_")) for name in template.learned}
         self.fit_config_ = point_config
         self.sizes_ = {name: float(sizes[name]) for name in groups}
-        shared = self.shared_names = tuple(template.shape_params)
+        # The level forms' reference: the largest LR area the fitted runs reach (their horizon,
+        # where the runs pin the loss level down best).
+        self.reference_area_ = float(max(np.sum(run.lr[: run.steps[-1] + 1]) for run in runs))
+        shared = self.shared_names = self._shared_names(template)
         if progress:
             progress(f"size law: starting point, a joint fit over {len(groups)} groups")
         if shared:
@@ -244,6 +290,7 @@ class SizeLaw:
             "runs": {name: [run.name for run in members] for name, members in groups.items()},
             "peak": float(max(run.lr.max() for run in runs)),
             **fitted_warmup(runs),
+            **regime_info(runs),
             "points": int(sum(p.points for p in problem.problems)),
             "cost": float(result.cost),
             "seconds": round(time.perf_counter() - began, 4),
@@ -310,7 +357,14 @@ class SizeLaw:
         return min(self.sizes_.values()), max(self.sizes_.values())
 
     def _scale_names(self) -> list[str]:
-        return list(self.forms)
+        """The scale parameters that are functions of ``N`` (all but those of form "shared")."""
+        return [name for name, form in self.forms.items() if form != "shared"]
+
+    def _shared_names(self, template: Law) -> tuple[str, ...]:
+        """The parameters one value for every size: the law's shape parameters, then the scale
+        parameters of form "shared"."""
+        chosen = [name for name, form in self.forms.items() if form == "shared"]
+        return (*template.shape_params, *chosen)
 
     def _theta(
         self, x: np.ndarray, count: float, forms: Mapping[str, str] | None = None
@@ -418,8 +472,19 @@ class SizeLaw:
         """The alternative forms of the band: ``L0``'s (offset <-> power), and the power-law
         parameters held constant beyond the fitted sizes ("held")."""
         out = []
-        swapped = {n: {"offset": "power", "power": "offset"}[f] for n, f in self.forms.items()}
-        if any(form == "offset" for form in self.forms.values()):
+        swapped = {
+            "offset": "power",
+            "power": "offset",
+            "held": "held",
+            "shared": "shared",
+            "level": "level-power",
+            "level-power": "level",
+        }
+        swapped = {n: swapped[f] for n, f in self.forms.items()}
+        level = [name for name, form in self.forms.items() if form in LEVEL_FORMS]
+        if level:
+            out.append({**self.forms, level[0]: swapped[level[0]]})
+        elif any(form == "offset" for form in self.forms.values()):
             out.append({n: swapped[n] if f == "offset" else f for n, f in self.forms.items()})
         elif "L0" in self.forms:
             out.append({**self.forms, "L0": "offset"})
@@ -474,6 +539,7 @@ class SizeLaw:
             "exponent": self.exponent,
             "forms": dict(self.forms),
             "sizes": dict(self.sizes_),
+            "reference_area": self.reference_area_,
             "scale": {
                 name: {"low": float(self.x_[j]), "high": float(self.x_[k + j])}
                 for j, name in enumerate(scale)
@@ -525,8 +591,13 @@ class SizeLaw:
             }
             if len(set(law.sizes_.values())) < 2:
                 raise LrlabError(f"{source}: field 'sizes' must hold at least two sizes")
+            # Files written before the level forms have no reference area and need none.
+            area = data.get("reference_area")
+            if area is not None or any(f in LEVEL_FORMS for f in law.forms.values()):
+                area = _number(area, f"{source}: reference_area", positive=True)
+            law.reference_area_ = area
             template = get_law(name, **config)
-            law.shared_names = tuple(template.shape_params)
+            law.shared_names = law._shared_names(template)
             scale = law._scale_names()
             low = [_number(data["scale"][p]["low"], f"{source}: scale {p} low") for p in scale]
             high = [_number(data["scale"][p]["high"], f"{source}: scale {p} high") for p in scale]
@@ -562,7 +633,7 @@ class SizeLaw:
             theta = law._theta(law.x_, count)
             for param, value, least, most in zip(names, theta, lower, upper, strict=True):
                 if not least <= value <= most:
-                    field = f"scale {param} {end}" if param in law.forms else f"shared {param}"
+                    field = f"scale {param} {end}" if param in scale else f"shared {param}"
                     raise LrlabError(
                         f"{source}: {field} = {value:g} is outside [{least:g}, {most:g}] "
                         f"(law {name!r})"
@@ -612,7 +683,7 @@ class _SizeProblem(JointProblem):
         lowers = [problem.lower for problem in self.problems]
         uppers = [problem.upper for problem in self.problems]
         positive = np.array(
-            [size_law.forms[template.param_names[i]] == "power" for i in self.own_index]
+            [size_law.forms[template.param_names[i]] in ("power", "held") for i in self.own_index]
         )
         anchor_lower = [
             np.where(
@@ -646,10 +717,13 @@ def _map_parameters(
     """The law's parameter vector at `count` parameters from ``x`` (scale parameters at the two
     anchors, then the shared ones) and its derivative by ``x``. A form is "offset" (``E + a
     N^-b``: linear between the anchors' values, with weight ``q``), "power" (linear in ``log N``
-    between their logs, weight ``t``) or "held" (power between the anchors, constant beyond)."""
+    between their logs, weight ``t``), "held" (power between the anchors, constant beyond), or
+    "level"/"level-power": the parameter (``L0`` or ``A``) is what makes the loss of a constant
+    run at the reference area, ``L_ref = L0 + A S_ref^-alpha``, follow an offset (a power) law
+    in ``N`` through the anchors' values of ``L_ref``, the other parameters following theirs."""
     forms = size_law.forms if forms is None else forms
     names = REGISTRY[size_law.law].param_names
-    scale = list(size_law.forms)
+    scale = size_law._scale_names()
     own = [names.index(name) for name in scale]
     shared = [names.index(name) for name in size_law.shared_names]
     k = len(own)
@@ -661,8 +735,12 @@ def _map_parameters(
     )
     theta = np.empty(len(names))
     derivative = np.zeros((len(names), x.size))
+    derived = None
     for j, (index, name) in enumerate(zip(own, scale, strict=True)):
         form = forms[name]
+        if form in LEVEL_FORMS:
+            derived = (index, form)
+            continue
         if form == "offset":
             value, by_low, by_high = low[j] + (high[j] - low[j]) * q, 1.0 - q, q
         else:
@@ -677,7 +755,66 @@ def _map_parameters(
     for slot, index in enumerate(shared):
         theta[index] = x[2 * k + slot]
         derivative[index, 2 * k + slot] = 1.0
+    if derived is not None:
+        _derive_from_level(size_law, x, derived, q, t, theta, derivative)
     return theta, derivative
+
+
+def _derive_from_level(
+    size_law: SizeLaw,
+    x: np.ndarray,
+    derived: tuple[int, str],
+    q: float,
+    t: float,
+    theta: np.ndarray,
+    derivative: np.ndarray,
+) -> None:
+    """Fill in ``L0`` (index 0) or ``A`` (index 1), the one whose form is a level form, from the
+    loss level ``L_ref(N)`` at the reference area ``S_ref`` and the other two of ``L0``, ``A``,
+    ``alpha`` (indices 0-2 of every law that has a level form): ``L0 = L_ref - A S^-alpha`` or
+    ``A = (L_ref - L0) S^alpha``. Why: within one size ``L0`` and ``A`` trade off (the runs pin
+    down the loss along them, not its split into a floor and a falling part), so their separate
+    extrapolations carry that trade-off; ``L_ref`` is what the runs determine."""
+    index, form = derived
+    scale = size_law._scale_names()
+    k = len(scale)
+    log_area = math.log(size_law.reference_area_)
+    ends = []
+    for offset in (0, k):
+        # each of L0, A, alpha at this anchor: its slot in x (a shared one's is the same at both)
+        slots = [
+            offset + scale.index(name)
+            if name in scale
+            else 2 * k + size_law.shared_names.index(name)
+            for name in ("L0", "A", "alpha")
+        ]
+        level0, amplitude, alpha = x[slots]
+        power = math.exp(-alpha * log_area)
+        gradient = np.zeros(x.size)
+        gradient[slots] = (
+            1.0,
+            power,
+            -amplitude * power * log_area,
+        )
+        ends.append((level0 + amplitude * power, gradient))
+    (level_low, grad_low), (level_high, grad_high) = ends
+    if form == "level":
+        level = level_low + (level_high - level_low) * q
+        by = (1.0 - q) * grad_low + q * grad_high
+    else:  # "level-power": linear in log N between the logs
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            level = math.exp((1.0 - t) * math.log(level_low) + t * math.log(level_high))
+        by = (1.0 - t) * level / level_low * grad_low + t * level / level_high * grad_high
+    alpha = theta[2]
+    if index == 0:  # L0 = L_ref - A S^-alpha
+        power = math.exp(-alpha * log_area)
+        theta[0] = level - theta[1] * power
+        derivative[0] = by - power * derivative[1] + theta[1] * power * log_area * derivative[2]
+    else:  # A = (L_ref - L0) S^alpha, with L0 as `SizeLaw.at` holds it: at its bound 0
+        power = math.exp(alpha * log_area)
+        floor, by_floor = (theta[0], derivative[0]) if theta[0] > 0 else (0.0, 0.0)
+        theta[1] = (level - floor) * power
+        derivative[1] = power * (by - by_floor) + theta[1] * log_area * derivative[2]
 
 
 def _jackknife_variance(replicas: np.ndarray) -> np.ndarray:
