@@ -7,8 +7,11 @@ Reads the study's ``summary.json`` (run the study first, docs/study.md "Across s
     lrlab study --config out/study_sizes.yaml --params 246240 --out out/study_sizes
     python benchmarks/study_sizes.py [--study out/study_sizes] [--tunnel out/laws_tunnel/d96]
 
-and prints: the target and the forecast there, each checked schedule's forecast final loss
-against its measured one, and the study's law at the target scored on the nine benchmark runs of
+and prints: the target and the forecast there, the rule the design was kept to (its trust region,
+`lrlab.runs.regime`) and by how much each checked schedule falls faster than the fitted runs, each
+checked schedule's forecast final loss against its measured one, the schedule the same law would
+recommend without the trust region (forecast only, not trained), and the study's law at the
+target scored on the nine benchmark runs of
 that width that `benchmarks/sizes.py` trains (same model and corpus; their warmup and evaluation
 batches differ from the study's), beside the per-size 3-run fit of that width (which has seen
 runs of it) as the reference, as `benchmarks/sizes.py` reports its own size law.
@@ -21,11 +24,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 import shared_data as shared
 from laws import score  # benchmarks/laws.py
+from lrlab.design.optimize import optimize_schedule
 from lrlab.laws import get_law
 from lrlab.laws.registry import REGISTRY
 from lrlab.runs import read_run
+from lrlab.runs.regime import fitted_regime
+from lrlab.schedules import from_spec
 
 
 def main() -> int:
@@ -58,7 +66,18 @@ def main() -> int:
             f"{row['winner_text']}"
         )
     print(f"  {sizes['optimum_moves']}")
+    fit = summary["fit"]
+    law = REGISTRY[fit["law"]].from_dict(fit, source=str(summary_path))
+    budget, peak = summary["budget"], summary["peak"]
+    regime = fitted_regime(law.fit_info_)
+    print(f"design: {summary.get('trust_region') or 'no rule recorded (an older study)'}")
     for check in summary["verification"]:
+        if regime is not None:
+            lr = from_spec(check["spec"])(np.arange(budget))
+            print(
+                f"  {check['name']} falls faster than the fitted runs by "
+                f"{regime.excess(lr, peak):.1%} of the peak"
+            )
         print(
             f"checked {check['name']}: forecast {check['final_loss']:.4f} "
             f"[{check['band'][0]:.4f}, {check['band'][1]:.4f}], measured {check['measured']:.4f}, "
@@ -67,14 +86,21 @@ def main() -> int:
         )
     for verdict in summary["verdicts"]:
         print(verdict["text"])
+    free = optimize_schedule(
+        law, budget, peak=peak, warmup=summary["warmup"], trust_region=False
+    ).best
+    lr = free.schedule(np.arange(budget))
+    print(
+        f"without the trust region (not trained): forecast {free.final_loss:.4f} "
+        f"[{free.low:.4f}, {free.high:.4f}], LR at the last step {lr[-1]:.3g}"
+        + ("" if regime is None else f", {regime.excess(lr, peak):.1%} of the peak too fast")
+    )
     tunnel = Path(args.tunnel)
     names = list(shared.benchmark_schedules(800, 72, 3e-3, 3e-4))
     if not all((tunnel / name / "eval.csv").is_file() for name in names):
         print(f"{tunnel}: the benchmark's runs of the target width are not there; skipped")
         return 0
     runs = [read_run(tunnel / name / "eval.csv", name=name) for name in names]
-    fit = summary["fit"]
-    law = REGISTRY[fit["law"]].from_dict(fit, source=str(summary_path))
     table = score(law, runs)
     print(f"the study's law at {target['name']} on the nine benchmark runs of {tunnel}:")
     print(

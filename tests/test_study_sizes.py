@@ -11,11 +11,14 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from lrlab.cli import main
 from lrlab.errors import LrlabError
+from lrlab.runs.regime import fitted_regime
+from lrlab.schedules import from_spec
 from lrlab.study import SIZE_CHOICE, StudyConfig
 from shared_data import shared_data_available, shared_data_dir
 
@@ -137,6 +140,21 @@ def test_study_across_sizes_forecasts_the_target_width_and_checks_it(tiny_study)
         assert 0 < row["wsd_optimum"]["cooldown_fraction"] <= 1
     assert "Best WSD cooldown share" in sizes["optimum_moves"]
     assert sum("training" in m for m in messages) == 6  # four fit runs and two checks
+
+
+def test_the_design_for_the_target_stays_within_the_fitted_runs_decay(tiny_study):
+    """The recommendation, and the best WSD at every size, fall no faster than the fitted runs
+    did (a cosine to 10%): the rule is stated in the summary and on the page."""
+    out, _, summary, *_ = tiny_study
+    assert summary["trust_region"].startswith("kept within the fitted runs' decay")
+    regime = fitted_regime(summary["fit"]["fit"])
+    assert regime.fall[-1] == pytest.approx(0.9, abs=0.01)  # the cosine's end, 10% of the peak
+    steps = np.arange(BUDGET)
+    designs = [summary["recommended"]["spec"]]
+    designs += [row["wsd_optimum"]["spec"] for row in summary["sizes"]["per_size"]]
+    for spec in designs:
+        assert regime.excess(from_spec(spec)(steps), summary["peak"]) <= 1e-3
+    assert "kept within the fitted runs" in (out / "report.html").read_text()
 
 
 def test_study_across_sizes_reuses_its_runs(tiny_study):

@@ -110,8 +110,17 @@ def analyse(
     design = optimize_schedule(
         law, budget, peak=peak, warmup=warmup, family="free", progress=progress
     )
+    progress(f"design: {design.trust_region}")
     return Analysis(
-        law, law_table, budget, peak, warmup, design.best, design.baselines, DEFAULT_CHOICE
+        law,
+        law_table,
+        budget,
+        peak,
+        warmup,
+        design.best,
+        design.baselines,
+        DEFAULT_CHOICE,
+        design.trust_region,
     )
 
 
@@ -249,6 +258,7 @@ def analyse_sizes(
     best = optimize_schedule(
         at_target.law, budget, peak=peak, warmup=warmup, family="free", progress=progress
     )
+    progress(f"design: {best.trust_region}")
     analysis = Analysis(
         at_target.law,
         law_table,
@@ -258,6 +268,7 @@ def analyse_sizes(
         best.best,
         at_target.comparisons,
         SIZE_CHOICE,
+        best.trust_region,
     )
     return analysis, SizeAnalysis(size_law, fitted, at_target, note)
 

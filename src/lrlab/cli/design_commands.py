@@ -67,6 +67,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="free-form curvature penalty (default 0)",
     )
     optimize.add_argument(
+        "--no-trust-region",
+        dest="trust_region",
+        action="store_false",
+        help="let the LR fall faster than in the fitted runs (by default it may not: the law "
+        "has seen no faster fall)",
+    )
+    optimize.add_argument(
         "--budgets",
         type=arguments.steps_list,
         help="also: best WSD loss and branch step for these comma-separated budgets",
@@ -175,6 +182,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         family=args.family,
         knots=args.knots,
         smoothness=args.smoothness,
+        trust_region=args.trust_region,
         progress=report_progress,
     )
     result = design.to_dict()
@@ -194,7 +202,12 @@ def run_optimize(args: argparse.Namespace) -> int:
         result["budgets"] = [
             {"steps": point.budget, **point.forecast.to_dict(), "branch_step": point.branch_step}
             for point in budget_sweep(
-                law, args.budgets, peak=peak, warmup=warmup, progress=report_progress
+                law,
+                args.budgets,
+                peak=peak,
+                warmup=warmup,
+                trust_region=args.trust_region,
+                progress=report_progress,
             )
         ]
     if args.output:
@@ -229,6 +242,9 @@ def run_optimize(args: argparse.Namespace) -> int:
         f"best ({args.family}): final loss {best.final_loss:.4f} [{best.low:.4f}, {best.high:.4f}]"
     )
     print(f"  {_short(best.schedule)}")
+    print(f"  design: {design.trust_region}")
+    if design.excess and design.excess["best"] > 0:
+        print(f"  it falls faster than that by {design.excess['best']:.1%} of the peak")
     for name, baseline in design.baselines.items():
         print(
             f"{name}: final loss {baseline.final_loss:.4f} "

@@ -17,6 +17,16 @@ loss with the law's band, and the same forecasts for cosine-to-10%, WSD-20%-line
 linear-to-zero at the same budget. A search takes from seconds to minutes (every forecast is a pass
 over the budget's steps): given a `progress` callback, it says every few seconds what it is
 searching, how many forecasts it made and the lowest final loss so far.
+
+**Trust region.** A fit records how fast its runs' LR fell (`lrlab.runs.regime`: the most it fell
+over each number of steps, as a share of the peak), and every candidate must fall no faster: a
+law has seen nothing of a faster fall, and its forecast there is an extrapolation (a momentum-law
+design that dropped the LR to zero within 13 steps, after fits on decays of 760 steps and drops
+to 10%, lost its own check in the wind tunnel). The family searches add an exact penalty on the
+excess fall (WSD then also searches its final LR); the free-form search a quadratic penalty on
+every pair of knots, and its result is raised, knot by knot, to the lowest values the envelope
+allows. `Design.trust_region` states the rule; a fit written before fits recorded the envelope
+designs without one, with a note saying so; ``trust_region=False`` turns it off.
 """
 
 from __future__ import annotations
@@ -32,11 +42,23 @@ import numpy as np
 from lrlab.errors import LrlabError, brief
 from lrlab.laws.base import Law
 from lrlab.runs.model import MAX_LR
+from lrlab.runs.regime import DecayRegime, fitted_regime
 from lrlab.schedules import DECAY_SHAPES, MAX_STEPS, MAX_STEPS_TEXT, Schedule, from_spec
 
 FAMILIES = ("wsd", "cosine", "linear", "two_stage", "infinite", "free")
 _MAX_LOG_DROP = 25.0  # exp(-25) of the peak: as good as zero for any schedule
 _EXPONENTIAL_FLOOR = 0.01  # a geometric decay needs a positive end; 1% of the peak
+# Loss per unit of excess fall (a share of the peak) in the family searches: an exact penalty,
+# far above what any law credits a fall with (a fall of the whole peak moves a loss by < 1).
+_EXCESS_PENALTY = 100.0
+# The free form's quadratic penalty on its knots' excess fall, before they are raised to fit.
+_KNOT_PENALTY = 1e4
+_EXCESS_TOLERANCE = 1e-3  # an excess fall below 0.1% of the peak is within the region
+NO_REGION = (
+    "not kept within the fitted runs' decay: the fit does not record how fast its runs' LR fell "
+    "(written by an earlier lrlab; fit again to record it)"
+)
+OFF = "not kept within the fitted runs' decay (turned off)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +88,11 @@ class Design:
     budget: int
     best: Forecast
     baselines: dict[str, Forecast]
+    # The rule the design was kept to (`lrlab.runs.regime`), or why it was kept to none.
+    trust_region: str = OFF
+    # How much faster than the fitted runs the best schedule falls (a share of the peak; 0:
+    # within), and each baseline's (None without an envelope).
+    excess: dict[str, float] | None = None
 
     def gain(self, baseline: str) -> float:
         """Predicted final-loss improvement over a baseline (positive: the design is better)."""
@@ -79,6 +106,7 @@ class Design:
             "best": self.best.to_dict(),
             "baselines": {name: f.to_dict() for name, f in self.baselines.items()},
             "gain": {name: self.gain(name) for name in self.baselines},
+            "trust_region": {"rule": self.trust_region, "excess": self.excess},
         }
 
 
@@ -132,10 +160,12 @@ def optimize_schedule(
     family: str = "free",
     knots: int = 48,
     smoothness: float = 0.0,
+    trust_region: bool = True,
     progress: Callable[[str], None] | None = None,
     progress_seconds: float = 5.0,
 ) -> Design:
-    """Optimise a schedule of `family` for a budget of `budget` steps under the fitted `law`;
+    """Optimise a schedule of `family` for a budget of `budget` steps under the fitted `law`,
+    kept within the fitted runs' decay unless `trust_region` is False (module docstring);
     `progress`, if given, gets a line at most every `progress_seconds` while it searches."""
     if family not in FAMILIES:
         raise LrlabError(f"unknown family {brief(family)} (choose from {', '.join(FAMILIES)})")
@@ -149,25 +179,46 @@ def optimize_schedule(
     if not isinstance(smoothness, int | float) or not 0 <= smoothness < math.inf:
         raise LrlabError(f"smoothness={brief(smoothness)} must be a finite number >= 0")
     ticker = _Ticker(progress, progress_seconds)
+    regime, rule = design_region(law, trust_region)
+    steps = np.arange(budget)
+
+    def excess(schedule: Schedule) -> float:
+        return 0.0 if regime is None else regime.excess(schedule(steps), peak)
+
     if family == "free":
         # A step drop, which some fits favour, falls between knots: compete with the
         # non-increasing families' optima, which are free-form schedules too.
-        candidates = [_free_form(law, budget, peak, warmup, knots, smoothness, ticker)]
+        candidates = [_free_form(law, budget, peak, warmup, knots, smoothness, ticker, regime)]
         candidates += [
-            _family(law, budget, peak, warmup, name, ticker) for name in ("wsd", "two_stage")
+            _family(law, budget, peak, warmup, name, ticker, regime)
+            for name in ("wsd", "two_stage")
         ]
-        best = min(candidates, key=lambda s: law.final_loss_and_gradient(s(np.arange(budget)))[0])
+        # Only those within the region compete (the free form always is, once raised).
+        inside = [s for s in candidates if excess(s) <= _EXCESS_TOLERANCE] or candidates
+        best = min(inside, key=lambda s: law.final_loss_and_gradient(s(steps))[0])
     else:
-        best = _family(law, budget, peak, warmup, family, ticker)
+        best = _family(law, budget, peak, warmup, family, ticker, regime)
+    compared = baselines(peak, budget, warmup)
     return Design(
         family,
         budget,
         forecast(law, best, budget),
-        {
-            name: forecast(law, schedule, budget)
-            for name, schedule in baselines(peak, budget, warmup).items()
-        },
+        {name: forecast(law, schedule, budget) for name, schedule in compared.items()},
+        rule,
+        None
+        if regime is None
+        else {"best": excess(best), **{name: excess(s) for name, s in compared.items()}},
     )
+
+
+def design_region(law: Law, trust_region: bool = True) -> tuple[DecayRegime | None, str]:
+    """The fall envelope a design from `law` is kept within (None: none), and the rule in words:
+    the fit's recorded envelope (`lrlab.runs.regime`), none for a fit that records none
+    (`NO_REGION`) or when `trust_region` is False (`OFF`)."""
+    if not trust_region:
+        return None, OFF
+    regime = fitted_regime(getattr(law, "fit_info_", {}), f"law {law.name!r}")
+    return (None, NO_REGION) if regime is None else (regime, regime.describe())
 
 
 class _Ticker:
@@ -205,11 +256,29 @@ class _Ticker:
 
 
 def _family_candidates(
-    steps: int, peak: float, warmup: int, family: str
+    steps: int, peak: float, warmup: int, family: str, lowest: float | None = None
 ) -> list[tuple[Callable[[np.ndarray], dict], list[tuple[float, float]], list[float]]]:
-    """``(spec builder from parameters, bounds, start)`` for each sub-family to search."""
+    """``(spec builder from parameters, bounds, start)`` for each sub-family to search; with
+    `lowest` (the lowest LR, a share of the peak, a trust region reaches) the final LR of every
+    family is searched down to 0 from there, since the region may forbid the usual one."""
     common = {"peak": peak, "total": steps, "warmup": warmup}
     room = (steps - warmup) / steps  # fraction of the run after warmup
+    if family == "wsd" and lowest is not None:
+        return [
+            (
+                lambda x, shape=shape: {
+                    "name": "wsd",
+                    **common,
+                    "cooldown_fraction": float(x[0]),
+                    "decay": shape,
+                    "end_ratio": float(x[1]),
+                },
+                [(2.0 / steps, room), (floor, 1.0)],
+                [min(0.2, room), min(max(lowest, floor), 1.0)],
+            )
+            for shape in DECAY_SHAPES
+            for floor in [_EXPONENTIAL_FLOOR if shape == "exponential" else 0.0]
+        ]
     if family == "wsd":
         return [
             (
@@ -226,8 +295,9 @@ def _family_candidates(
             for shape in DECAY_SHAPES
         ]
     if family in ("cosine", "linear"):
+        top, start = (0.5, 0.1) if lowest is None else (1.0, max(0.1, lowest))
         return [
-            (lambda x: {"name": family, **common, "end_ratio": float(x[0])}, [(0.0, 0.5)], [0.1])
+            (lambda x: {"name": family, **common, "end_ratio": float(x[0])}, [(0.0, top)], [start])
         ]
     if family == "two_stage":
         return [
@@ -240,10 +310,15 @@ def _family_candidates(
                     "low": float(x[1]) * peak,
                 },
                 [(max(warmup, 1) / steps, 0.99), (0.005, 1.0)],
-                [0.8, 0.1],
+                [0.8, max(0.1, min(lowest or 0.0, 1.0))],
             )
         ]
-    # infinite: cooldown fraction, constant ratio, anneal fraction (the anneal ends the budget)
+    # infinite: cooldown fraction, constant ratio, anneal fraction (the anneal ends the budget),
+    # and with a trust region the anneal's end as a share of the constant LR
+    bounds = [(1.0 / steps, 0.5), (0.05, 1.0), (1.0 / steps, 0.5)]
+    start = [0.1, 0.5, 0.1]
+    if lowest is not None:
+        bounds, start = [*bounds, (_EXPONENTIAL_FLOOR, 1.0)], [0.1, max(0.5, lowest), 0.1, 1.0]
     return [
         (
             lambda x: {
@@ -254,22 +329,33 @@ def _family_candidates(
                 "constant_ratio": float(x[1]),
                 "anneal_start": steps - max(1, round(float(x[2]) * steps)),
                 "anneal_steps": max(1, round(float(x[2]) * steps)),
-                "min_ratio": min(_EXPONENTIAL_FLOOR, float(x[1])),
+                "min_ratio": (
+                    float(x[1]) * float(x[3])
+                    if len(x) > 3
+                    else min(_EXPONENTIAL_FLOOR, float(x[1]))
+                ),
             },
-            [(1.0 / steps, 0.5), (0.05, 1.0), (1.0 / steps, 0.5)],
-            [0.1, 0.5, 0.1],
+            bounds,
+            start,
         )
     ]
 
 
 def _family(
-    law: Law, steps: int, peak: float, warmup: int, family: str, ticker: _Ticker
+    law: Law,
+    steps: int,
+    peak: float,
+    warmup: int,
+    family: str,
+    ticker: _Ticker,
+    regime: DecayRegime | None = None,
 ) -> Schedule:
     from scipy import optimize  # 0.3 s to import: only designing needs it
 
     best: tuple[float, Schedule] | None = None
     unforecast = False
-    candidates = _family_candidates(steps, peak, warmup, family)
+    lowest = None if regime is None else 1.0 - float(regime.fall[-1])
+    candidates = _family_candidates(steps, peak, warmup, family, lowest)
     for index, (build, bounds, start) in enumerate(candidates, start=1):
         part = f" (decay shape {index} of {len(candidates)})" if len(candidates) > 1 else ""
         ticker.stage(f"{family} schedules for {steps} steps{part}")
@@ -279,10 +365,13 @@ def _family(
                 schedule = from_spec(build(x))
             except LrlabError:  # a corner of the box the schedule rejects (e.g. overlaps)
                 return np.inf
+            lr = schedule(np.arange(steps))
             with np.errstate(over="ignore", invalid="ignore"):
-                loss = law.final_loss_and_gradient(schedule(np.arange(steps)))[0]
+                loss = law.final_loss_and_gradient(lr)[0]
             loss = float(loss) if np.isfinite(loss) else np.inf
             ticker.tick(loss)
+            if regime is not None:  # an exact penalty: the optimum lies within the region
+                loss += _EXCESS_PENALTY * regime.excess(lr, peak)
             return loss
 
         if not np.isfinite(objective(np.asarray(start))):
@@ -318,7 +407,14 @@ def _knot_weights(positions: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray,
 
 
 def _free_form(
-    law: Law, steps: int, peak: float, warmup: int, knots: int, smoothness: float, ticker: _Ticker
+    law: Law,
+    steps: int,
+    peak: float,
+    warmup: int,
+    knots: int,
+    smoothness: float,
+    ticker: _Ticker,
+    regime: DecayRegime | None = None,
 ) -> Schedule:
     from scipy import optimize  # 0.3 s to import: only designing needs it
 
@@ -331,6 +427,8 @@ def _free_form(
     after = np.arange(warmup, steps, dtype=np.float64)
     left, weight = _knot_weights(positions, after)
     warm = peak * np.arange(warmup) / max(warmup, 1)
+
+    region = None if regime is None else _KnotRegion(regime, positions, peak, warmup)
 
     def lr_of(values: np.ndarray) -> np.ndarray:
         return np.concatenate([warm, values[left] * (1 - weight) + values[left + 1] * weight])
@@ -346,6 +444,10 @@ def _free_form(
             curvature = np.diff(values, 2) / peak
             loss += smoothness * float(curvature @ curvature)
             by_value += smoothness * 2 * np.convolve(curvature, [1.0, -2.0, 1.0]) / peak
+        if region is not None:
+            penalty, by_knot = region.penalty(values)
+            loss += penalty
+            by_value += by_knot
         # d values_j / d z_i = -values_j for j >= i: a reversed cumulative sum.
         by_z = -np.cumsum((by_value * values)[::-1])[::-1]
         return loss, by_z
@@ -355,6 +457,8 @@ def _free_form(
     for index, schedule in enumerate(starts, start=1):
         ticker.stage(f"free-form search (start {index} of {len(starts)})")
         start_values = np.maximum(schedule(positions), peak * 1e-4)
+        if region is not None:  # a start within the region
+            start_values = region.raise_into(start_values)
         z0 = -np.diff(np.log(np.concatenate([[peak], start_values])))
 
         result = optimize.minimize(
@@ -368,6 +472,8 @@ def _free_form(
         if best is None or result.fun < best[0]:
             best = (float(result.fun), result.x)
     values = peak * np.exp(-np.cumsum(best[1]))
+    if region is not None:  # the penalty leaves a little excess: none once raised
+        values = region.raise_into(values)
     # Six significant digits: a readable spec; the forecast is made on this rounded schedule.
     points = [[int(p), float(f"{v:.6g}")] for p, v in zip(positions, values, strict=True)]
     if warmup > 0:  # the warmup, exact at integer steps: 0 at step 0, peak*(W-1)/W at W-1
@@ -375,6 +481,38 @@ def _free_form(
         if warmup == 1:
             points.pop(1)
     return from_spec({"name": "piecewise_linear", "points": points})
+
+
+class _KnotRegion:
+    """The fall envelope on the free form's knots: every pair of knots ``i < j`` (and the peak
+    at the end of warmup before them) may differ by at most the envelope's limit for their
+    distance, ``peak * F(p_j - p_i)``."""
+
+    def __init__(
+        self, regime: DecayRegime, positions: np.ndarray, peak: float, warmup: int
+    ) -> None:
+        self.peak = peak
+        # The LR at the last warmup step leads: a fall from it counts too.
+        self.lead = [peak * (warmup - 1) / warmup] if warmup > 0 else []
+        where = np.concatenate([[warmup - 1] if warmup > 0 else [], positions])
+        gaps = where[None, :] - where[:, None]
+        self.limits = np.where(gaps > 0, peak * regime.limit(np.maximum(gaps, 0)), np.inf)
+
+    def penalty(self, values: np.ndarray) -> tuple[float, np.ndarray]:
+        """``_KNOT_PENALTY * sum((excess / peak)^2)`` over the pairs, and its gradient."""
+        full = np.concatenate([self.lead, values])
+        over = np.maximum(full[:, None] - full[None, :] - self.limits, 0.0) / self.peak
+        scale = 2 * _KNOT_PENALTY / self.peak
+        gradient = scale * (over.sum(axis=1) - over.sum(axis=0))  # d/d earlier, d/d later
+        return _KNOT_PENALTY * float(np.sum(over**2)), gradient[len(self.lead) :]
+
+    def raise_into(self, values: np.ndarray) -> np.ndarray:
+        """The knot values raised, in order, to the least each pair with an earlier knot
+        allows: within the envelope, and still non-increasing (the limit grows with distance)."""
+        full = np.concatenate([self.lead, values])
+        for j in range(1, full.size):
+            full[j] = max(full[j], float(np.max(full[:j] - self.limits[:j, j])))
+        return full[len(self.lead) :]
 
 
 def _free_form_starts(peak: float, steps: int, warmup: int) -> Sequence[Schedule]:
@@ -411,19 +549,21 @@ def budget_sweep(
     *,
     peak: float,
     warmup: int = 0,
+    trust_region: bool = True,
     progress: Callable[[str], None] | None = None,
     progress_seconds: float = 5.0,
 ) -> list[BudgetPoint]:
     """For each budget, the best WSD schedule's final loss and its branch step: one long stable
     run at `peak` serves every budget by decaying from ``branch_step`` (Hu et al. 2024).
-    `progress` as for `optimize_schedule`."""
+    `trust_region` and `progress` as for `optimize_schedule`."""
     ticker = _Ticker(progress, progress_seconds)
+    regime = design_region(law, trust_region)[0]
     peak = check_peak(peak)
     warmup = check_steps("warmup", warmup, low=0)
     points = []
     for steps in sorted({check_steps("budget", b) for b in budgets}):
         if steps < warmup + 10:
             raise LrlabError(f"budget={steps} leaves too few steps after warmup={warmup}")
-        best = _family(law, steps, peak, warmup, "wsd", ticker)
+        best = _family(law, steps, peak, warmup, "wsd", ticker, regime)
         points.append(BudgetPoint(steps, forecast(law, best, steps), steps - best.cooldown))
     return points

@@ -118,6 +118,7 @@ def render_report(
             f'<span class="muted">band {_band(best["band"])}</span></div>'
         ),
         f"<p>{_e(best['shape'])}.</p>",
+        f'<p class="muted">Design: {_e(summary.get("trust_region") or "no rule recorded")}.</p>',
         (
             f"<details><summary>lrlab spec (for <code>--schedule</code>, the adapters and the wind "
             f"tunnel)</summary><pre>{_e(best['text'])}</pre></details>"

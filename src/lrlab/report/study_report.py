@@ -78,6 +78,8 @@ class Analysis:
     recommended: Forecast
     comparisons: dict[str, Forecast]
     law_choice: str = ""
+    # The region the recommendation was kept in (`lrlab.design.optimize.Design.trust_region`).
+    trust_region: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +170,7 @@ def write_report(
         "law_choice": analysis.law_choice,
         "fit": law.to_dict(),
         "recommended": _forecast_summary(best, analysis.budget),
+        "trust_region": analysis.trust_region,
         "comparisons": comparisons,
         "verification": [_verification_summary(v, analysis.budget) for v in verifications],
         "verdicts": check_verdicts(verifications, comparisons, law.band_level),
