@@ -25,7 +25,7 @@ from typing import Any, Self
 
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_SINGLE_LAW, Law
-from lrlab.live.background import BackgroundForecaster
+from lrlab.live.background import NICENESS, BackgroundForecaster
 from lrlab.schedules import Schedule, from_spec
 
 METRIC_NAMES = (
@@ -63,9 +63,10 @@ class Forecaster:
     `schedule` (a schedule or spec) is the planned schedule, and then `lr` may be omitted; without
     one, the logged LR is interpolated and held at its last value up to `total_steps` (default:
     the schedule's total). `every`: points per refit. `background`: ``process`` (a child process
-    at a lower priority, the default) or ``thread``. The other options are those of
-    `lrlab.live.LiveForecaster` (`law`, `reference`, `cooldown`, `level`, `min_points`,
-    `max_band`, `fallback`).
+    at a lower priority, the default) or ``thread``; `niceness`: how much lower the child's
+    priority is (0-19; 0 where every core is busy and forecasts must not lag). The other options
+    are those of `lrlab.live.LiveForecaster` (`law`, `reference`, `cooldown`, `level`,
+    `min_points`, `max_band`, `fallback`).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class Forecaster:
         every: int = 10,
         json_path: str | Path | None = None,
         background: str = "process",
+        niceness: int = NICENESS,
         law: str = DEFAULT_SINGLE_LAW,
         reference: Law | str | Path | None = None,
         cooldown: str | None = None,
@@ -101,7 +103,9 @@ class Forecaster:
         self.every = every
         self.has_schedule = spec is not None
         self.json_path = None if json_path is None else Path(json_path)
-        self._background = BackgroundForecaster(options, mode=background, json_path=json_path)
+        self._background = BackgroundForecaster(
+            options, mode=background, json_path=json_path, niceness=niceness
+        )
         self._pending: tuple[list[int], list[float], list[float]] = ([], [], [])
         self._seen: dict[str, Any] | None = None
 
