@@ -1,7 +1,7 @@
-"""How early is a live forecast good, does ``lrlab whatif`` pick a good cooldown start, and what
-does forecasting cost the training loop?
+"""How early is a live forecast good, and does ``lrlab whatif`` pick a good cooldown start?
+(What forecasting costs the training loop: `benchmarks/live_overhead.py`.)
 
-    python benchmarks/live.py [--out DIR] [--parts shared,wsd124,tunnel,overhead] [--all-124m]
+    python benchmarks/live.py [--out DIR] [--parts shared,wsd124,tunnel] [--all-124m]
 
 - ``shared``: each curve of the shared multi-power-law data (25M/100M/400M, nine schedules) cut at
   10, 25, 50 and 75% of its length; the final loss forecast from the part seen (schedule known)
@@ -10,7 +10,10 @@ does forecasting cost the training loop?
   law in steps fitted to the loss alone, and the last smoothed value (mean of the last 5 points).
   Error ``|forecast / final - 1|`` (the final loss: the last logged point), band coverage, and how
   often there is no forecast (too few points, a plan that decays the LR while the run has not yet
-  and no reference, or a band wider than 20%).
+  and no reference, or a band wider than 20%). Without a reference, ``live`` takes a decay the run
+  has not begun from the decay prior ``--prior`` (lrlab's, `lrlab.laws.prior`) less the data
+  set's own members (leave-one-data-set-out; ``--prior none``: none); ``live_no_prior`` is the
+  same forecast where the prior was not used, none where it was.
 - ``wsd124``: the same on the 124M WSD-cooldown curves (another group's runs); a WSD branch's
   prefix is the stable run's. The reference is a fit of the stable run and the cosine-to-10% run
   of 25000 steps at the same peak LR (the README's suggested task), and is scored on the others.
@@ -19,9 +22,6 @@ does forecasting cost the training loop?
   cooldown decision - at 50% of the WSD run, the start `lrlab whatif` picks, trained, against
   WSD-20%, both also with two more seeds to show the scatter between runs. Runs are cached under
   ``--out`` and reused.
-- ``overhead``: the training-step time of a small transformer loop with `lrlab.integrations.
-  Forecaster` (fits in a child process, or a thread) against the same loop without it, in one
-  run, interleaved blocks; and the same for a Hugging Face Trainer with its callback.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 import warnings
@@ -40,6 +39,7 @@ from scipy import optimize
 
 import shared_data as shared
 from lrlab.laws import get_law
+from lrlab.laws.prior import DEFAULT_PRIOR_FILE, DecayPrior
 from lrlab.live import LiveForecaster
 from lrlab.runs import Run, read_run
 from lrlab.schedules import parse
@@ -49,6 +49,9 @@ REFERENCE_SIZE = {"25M": "100M", "100M": "25M", "400M": "100M"}
 DATA_124M = shared.shared_data_dir().parent / "wsd-cooldown-124m"
 SMOOTH = 5  # points averaged by the last-smoothed-value baseline
 SEEDS = (0, 1, 2)  # tunnel: the cooldown decision's runs, repeated to show their scatter
+# The decay prior (`--prior`), used leave-one-data-set-out: a data set's forecasts never use
+# its own members.
+PRIOR: DecayPrior | None = None
 
 
 # --- forecasts from a cut curve -----------------------------------------------------------------
@@ -77,9 +80,16 @@ def last_smoothed(run: Run) -> float:
 
 
 def score_cuts(
-    name: str, run: Run, schedule: str, references: dict, rows: list[dict], group: str
+    name: str,
+    run: Run,
+    schedule: str,
+    references: dict,
+    rows: list[dict],
+    group: str,
+    dataset: str,
 ) -> None:
-    """Cut `run` at each of `CUTS`, forecast its last logged loss every way, append rows."""
+    """Cut `run` at each of `CUTS`, forecast its last logged loss every way, append rows. The
+    forecasts without a reference use the decay prior without `dataset`'s members (`PRIOR`)."""
     final_step, final = int(run.steps[-1]), float(run.loss[-1])
     for cut in CUTS:
         if run.steps[0] > cut * final_step:
@@ -92,12 +102,24 @@ def score_cuts(
         row["last_smoothed"] = last_smoothed(part)
         for method, reference in {"live": None, **references}.items():
             forecaster = LiveForecaster(
-                schedule=schedule, total_steps=final_step + 1, reference=reference, whatifs=False
+                schedule=schedule,
+                total_steps=final_step + 1,
+                reference=reference,
+                whatifs=False,
+                prior=PRIOR.without(dataset) if PRIOR and reference is None else None,
             )
             result = forecaster.forecast(part)
             row[method] = result.final_loss if result.status == "forecast" else None
             row[f"{method}_band"] = (result.final_low, result.final_high)
             row[f"{method}_status"] = result.status
+            if method == "live" and PRIOR is not None:
+                # Without the prior: the same, except where the prior made the forecast.
+                if result.decay_prior:
+                    row["live_no_prior"] = None
+                    row["live_no_prior_band"] = (None, None)
+                else:
+                    row["live_no_prior"] = row["live"]
+                    row["live_no_prior_band"] = row["live_band"]
         rows.append(row)
 
 
@@ -151,7 +173,8 @@ def shared_part(rows: list[dict], sizes: list[str]) -> None:
             refs = {"live_ref_other": references[other]}
             if name not in shared.TRAIN:  # the same size's fit has not seen these
                 refs["live_ref_same"] = same
-            score_cuts(name, run, shared.SCHEDULE_SPECS[name], refs, rows, f"shared {size}")
+            spec = shared.SCHEDULE_SPECS[name]
+            score_cuts(name, run, spec, refs, rows, f"shared {size}", "mpl")
         print(f"shared {size}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
 
 
@@ -214,7 +237,8 @@ def wsd124_part(rows: list[dict], every_run: bool) -> None:
             refs = {}
             if record["name"] not in (stable_record["name"], cosine_name):
                 refs["live_ref_same"] = reference
-            score_cuts(record["name"], run, spec_124m(record), refs, rows, f"124M lr {peak:g}")
+            spec = spec_124m(record)
+            score_cuts(record["name"], run, spec, refs, rows, f"124M lr {peak:g}", "124M")
         print(f"124M lr {peak:g}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
 
 
@@ -253,10 +277,11 @@ def tunnel_part(out: Path, rows: list[dict]) -> None:
     plans = {"wsd-20%": wsd20, "cosine-10%": f"cosine({common}, end_ratio=0.1)"}
     runs = {name: train(name, spec) for name, spec in plans.items()}
     for name, spec in plans.items():
-        score_cuts(name, runs[name], spec, {"live_ref_same": reference}, rows, "tunnel")
+        refs = {"live_ref_same": reference}
+        score_cuts(name, runs[name], spec, refs, rows, "tunnel", "tunnel")
     summarise(
         [row for row in rows if row["group"] == "tunnel"],
-        ["live", "live_ref_same", "power_steps", "last_smoothed"],
+        ["live", "live_no_prior", "live_ref_same", "power_steps", "last_smoothed"],
         "wind tunnel (study model, 800 steps): final-loss forecast error by the part seen",
     )
 
@@ -266,7 +291,8 @@ def tunnel_part(out: Path, rows: list[dict]) -> None:
     print(f"  WSD-20%-linear (cooldown at {budget - round(0.2 * budget)}): {final_wsd:.4f}")
     picked = None
     for label, ref in (("lrlab whatif", None), ("lrlab whatif --reference", reference)):
-        forecaster = LiveForecaster(schedule=wsd20, total_steps=budget, reference=ref)
+        prior = PRIOR.without("tunnel") if PRIOR and ref is None else None
+        forecaster = LiveForecaster(schedule=wsd20, total_steps=budget, reference=ref, prior=prior)
         result = forecaster.forecast(half)
         if result.status != "forecast" or result.best is None:
             print(f"  {label}: no forecast ({result.status}): {'; '.join(result.notes)}")
@@ -315,163 +341,24 @@ def seeds_part(train, start: int, spec: str, wsd20: str) -> None:
     )
 
 
-# --- overhead -----------------------------------------------------------------------------------
-
-
-def overhead_part(rounds: int, steps: int) -> None:
-    import torch
-
-    from lrlab.integrations import Forecaster
-
-    torch.manual_seed(0)
-    layer = torch.nn.TransformerEncoderLayer(64, 4, 256, dropout=0.0, batch_first=True)
-    body = torch.nn.Sequential(
-        torch.nn.Embedding(256, 64), torch.nn.TransformerEncoder(layer, 2), torch.nn.Linear(64, 256)
-    )
-
-    def model(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, None]:
-        logits = body(inputs)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, 256), targets.reshape(-1)), None
-
-    optimizer = torch.optim.AdamW(body.parameters(), lr=3e-3)
-    data = torch.randint(0, 256, (64, 65))
-    schedule = parse(
-        f"wsd(peak=3e-3, total={rounds * 3 * steps}, warmup=50, cooldown_fraction=0.2)"
-    )
-    step_count = 0
-
-    def block(forecaster: Forecaster | None) -> tuple[float, float]:
-        """Seconds per step over `steps` steps, wall-clock and the training thread's CPU time;
-        the loss is logged every 10 steps."""
-        nonlocal step_count
-        began, cpu = time.perf_counter(), time.thread_time()
-        for _ in range(steps):
-            index = torch.randint(0, 64, (16,))
-            batch = data[index]
-            for group in optimizer.param_groups:
-                group["lr"] = float(schedule(step_count))
-            loss, _ = model(batch[:, :-1], batch[:, 1:])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if forecaster is not None and step_count % 10 == 0:
-                forecaster.update(step_count, loss.item(), optimizer.param_groups[0]["lr"])
-            step_count += 1
-        return (time.perf_counter() - began) / steps, (time.thread_time() - cpu) / steps
-
-    # One intra-op thread: the step's work is then all in the training thread, whose CPU time
-    # (unlike the wall clock on a machine shared with other work) only the loop's own work moves.
-    torch.set_num_threads(1)
-    modes = ["none", "process", "thread"]
-    forecasters = {
-        mode: Forecaster(schedule=schedule, every=5, background=mode) for mode in modes[1:]
-    }
-    block(None)  # warm up
-    times: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
-    for _ in range(rounds):
-        for mode in modes:
-            times[mode].append(block(forecasters.get(mode)))
-    fits = {mode: forecasters[mode].forecast() for mode in modes[1:]}
-    for forecaster in forecasters.values():
-        forecaster.close()
-    print(
-        f"\noverhead: a transformer (d64, 2 layers), batch 16x64, one torch thread, {rounds} "
-        f"interleaved blocks of {steps} steps per mode, loss logged every 10 steps, a refit "
-        "every 5 logs (ratios: median over blocks of the block's time over the block without "
-        "forecasts just before it)"
-    )
-    for kind, index in (("wall-clock", 0), ("training-thread CPU", 1)):
-        base = statistics.median(t[index] for t in times["none"])
-        print(f"  {kind}: without forecasts {base * 1000:.2f} ms/step")
-        for mode in modes[1:]:
-            ratio = statistics.median(
-                t[index] / b[index] for t, b in zip(times[mode], times["none"], strict=True)
-            )
-            median = statistics.median(t[index] for t in times[mode])
-            print(f"    fits in a {mode:<7}: {median * 1000:.2f} ms/step, ratio {ratio:.4f}")
-    for mode in modes[1:]:
-        last = fits[mode]
-        print(f"  {mode}: last forecast at step {last['step'] if last else None}")
-
-
-def trainer_overhead(rounds: int) -> None:
-    import codecs
-    import this
-
-    import torch
-    import transformers
-
-    from lrlab.integrations import TrainerForecastCallback, add_forecast_callback
-
-    text = codecs.decode(this.s, "rot13").encode()
-    ids = torch.tensor(list(text))
-    blocks = ids[: len(ids) // 32 * 32].view(-1, 32)
-    data = [{"input_ids": b, "labels": b} for b in blocks]
-    transformers.logging.set_verbosity_error()
-
-    class Clock(transformers.TrainerCallback):
-        """The training thread's CPU time from step 50 to the end: the steady state, without
-        the one-time start of the fitting process."""
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 50:
-                self.began = time.thread_time()
-            elif state.global_step == state.max_steps:
-                self.seconds = time.thread_time() - self.began
-
-    def seconds(with_callback: bool) -> float:
-        """The training thread's CPU seconds per step after step 50 (one torch thread)."""
-        torch.manual_seed(0)
-        config = transformers.GPT2Config(
-            vocab_size=256, n_positions=32, n_embd=32, n_layer=2, n_head=2
-        )
-        args = transformers.TrainingArguments(
-            output_dir="/tmp/lrlab-live-bench",
-            max_steps=300,
-            per_device_train_batch_size=8,
-            learning_rate=3e-3,
-            lr_scheduler_type="cosine",
-            warmup_steps=20,
-            logging_steps=10,
-            save_strategy="no",
-            report_to=[],
-            use_cpu=True,
-            disable_tqdm=True,
-            log_level="error",
-        )
-        model = transformers.GPT2LMHeadModel(config)
-        clock = Clock()
-        trainer = transformers.Trainer(
-            model=model, args=args, train_dataset=data, callbacks=[clock]
-        )
-        if with_callback:
-            add_forecast_callback(trainer, TrainerForecastCallback(every=5))
-        trainer.train()
-        return clock.seconds / 250
-
-    torch.set_num_threads(1)
-    seconds(False)  # warm up
-    pairs = [(seconds(False), seconds(True)) for _ in range(rounds)]
-    ratio = statistics.median(b / a for a, b in pairs)
-    print(
-        f"  Hugging Face Trainer (GPT-2 2x32, 300 steps, logging every 10, a refit every 5 "
-        f"logs), {rounds} interleaved pairs, training-thread CPU per step after step 50: "
-        f"without {statistics.median(a for a, _ in pairs) * 1000:.2f} ms, with the callback "
-        f"{statistics.median(b for _, b in pairs) * 1000:.2f} ms, ratio {ratio:.4f}"
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/live")
-    parser.add_argument("--parts", default="shared,wsd124,tunnel,overhead")
+    parser.add_argument("--parts", default="shared,wsd124,tunnel")
     parser.add_argument("--sizes", default=",".join(shared.SIZES))
     parser.add_argument("--all-124m", action="store_true", help="every 124M curve, not a subset")
-    parser.add_argument("--rounds", type=int, default=7, help="overhead: blocks per mode")
     parser.add_argument(
         "--cuts", help="fractions seen to forecast from, e.g. 0.5 (default: 0.1,0.25,0.5,0.75)"
     )
+    parser.add_argument(
+        "--prior",
+        default=str(DEFAULT_PRIOR_FILE),
+        help="the decay prior of all three data sets (each part leaves its own out); 'none': "
+        "no prior, runs that have not begun their decay get no forecast without a reference",
+    )
     args = parser.parse_args()
+    global PRIOR
+    PRIOR = None if args.prior == "none" else DecayPrior.load(args.prior)
     if args.cuts:
         global CUTS
         CUTS = tuple(float(cut) for cut in args.cuts.split(","))
@@ -483,7 +370,14 @@ def main() -> int:
     )
     began = time.perf_counter()
     rows: list[dict] = []
-    methods = ["live", "live_ref_other", "live_ref_same", "power_steps", "last_smoothed"]
+    methods = [
+        "live",
+        "live_no_prior",
+        "live_ref_other",
+        "live_ref_same",
+        "power_steps",
+        "last_smoothed",
+    ]
     if "shared" in parts and shared.shared_data_available():
         shared_part(rows, args.sizes.split(","))
         for group in sorted({row["group"] for row in rows}):
@@ -505,14 +399,11 @@ def main() -> int:
         for group in sorted({row["group"] for row in rows[start:]}):
             summarise(
                 [r for r in rows if r["group"] == group],
-                ["live", "live_ref_same", "power_steps", "last_smoothed"],
+                ["live", "live_no_prior", "live_ref_same", "power_steps", "last_smoothed"],
                 f"{group}: final-loss forecast error by the part seen",
             )
     if "tunnel" in parts:
         tunnel_part(Path(args.out), rows)
-    if "overhead" in parts:
-        overhead_part(args.rounds, 200)
-        trainer_overhead(5)
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
     return 0
 

@@ -4,6 +4,8 @@ log (curves with a known answer from `live_helpers`)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
 import time
 
@@ -13,6 +15,7 @@ import pytest
 from live_helpers import curve, run_until, truth_final, truth_law, write_csv
 from lrlab.errors import LrlabError
 from lrlab.laws import get_law
+from lrlab.laws.prior import DecayPrior, PriorMember, default_prior, stable_scale
 from lrlab.live import LiveForecaster, LogFollower, parse_cooldown
 from lrlab.live.whatif import (
     Cooldown,
@@ -187,7 +190,8 @@ def test_the_held_spread_adds_in_quadrature_in_log_space() -> None:
     held = HeldSpread((), band_scale=1.5)
     finals = np.exp(np.array([0.0, 0.02, 0.04]))  # log sd: sqrt(2/3 * 0.0008) = 0.02309
     sd = np.sqrt(2 / 3 * 0.0008)
-    low, high = held.widen(1.0, np.exp(-0.01), np.exp(0.03), finals, 0.9)
+    final, low, high = held.widen(1.0, np.exp(-0.01), np.exp(0.03), finals, 0.9)
+    assert final == 1.0  # a reference's replicates widen the band, and move nothing
     extra = stats.norm.ppf(0.95) * 1.5 * sd
     assert np.log(low) == pytest.approx(-np.hypot(0.01, extra))
     assert np.log(high) == pytest.approx(np.hypot(0.03, extra))
@@ -195,6 +199,24 @@ def test_the_held_spread_adds_in_quadrature_in_log_space() -> None:
     half = np.hypot(0.05, stats.t.ppf(0.95, 2) * sd)
     assert (gain_low, gain_high) == pytest.approx((0.1 - half, 0.1 + half))
     assert held.widen_gain(0.1, None, None, np.array([0.1, 0.12]), 0.9) == (None, None)
+
+
+def test_a_priors_spread_is_a_prediction_interval_for_another_data_set() -> None:
+    """Members of a decay prior: the forecast is the mean of the data sets' means, and the band
+    adds how far another data set can lie from it, judged by the two seen (Student, 1 degree
+    of freedom, times sqrt(1 + 1/2))."""
+    from scipy import stats
+
+    held = HeldSpread((), groups=("a", "a", "b"))
+    finals = np.exp(np.array([0.0, 0.02, 0.05]))  # data-set means 0.01 and 0.05
+    final, low, high = held.widen(1.0, np.exp(-0.01), np.exp(0.01), finals, 0.9)
+    assert np.log(final) == pytest.approx(0.03)
+    extra = stats.t.ppf(0.95, 1) * np.std([0.01, 0.05], ddof=1) * np.sqrt(1.5)
+    assert np.log(low) == pytest.approx(0.03 - np.hypot(0.01, extra))
+    assert np.log(high) == pytest.approx(0.03 + np.hypot(0.01, extra))
+    one = HeldSpread((), groups=("a", "a"))  # one data set: its members' sd, normal quantile
+    _, low, _ = one.widen(1.0, 1.0, 1.0, np.exp(np.array([0.0, 0.02])), 0.9)
+    assert np.log(low) == pytest.approx(0.01 - stats.norm.ppf(0.95) * 0.01)
 
 
 def test_a_fit_that_does_not_pin_the_end_down_gives_no_number() -> None:
@@ -215,6 +237,93 @@ def test_no_forecast_of_a_decay_the_run_has_not_begun() -> None:
     held = LiveForecaster(schedule=WSD, law="mpl", total_steps=6000).forecast(seen)
     assert held.status == "forecast"  # the plan up to step 6000 is the stable phase
     assert abs(held.final_loss / truth_final(WSD, 6000) - 1) < 0.005
+
+
+# --- the decay prior ------------------------------------------------------------------------------
+
+
+def truth_member(name: str, dataset: str, total: int = 8000, spec: str = WSD) -> PriorMember:
+    """The generator's response in dimensionless form, as a prior member."""
+    return DecayPrior.member(truth_law(), [run_until(spec, total, total - 1)], name, dataset)
+
+
+def test_a_prior_member_carries_a_response_to_another_run_exactly() -> None:
+    """Back in the units of the run it came from, a member is the fitted response; a run with
+    twice the peak LR and twice the steps gets the B and C of the same dimensionless response."""
+    member = truth_member("truth", "synthetic")
+    prior = DecayPrior((member,))
+    run = run_until(WSD, 8000, 7999)
+    last = int(run.steps[-1])  # the member's length and scale: its run's last logged step
+    scale = stable_scale(truth_law(), run.lr, last)
+    response = prior.response(member, 3e-4, last + 1, scale)
+    assert list(response.values()) == pytest.approx(list(truth_law().params_[3:]))
+    double = prior.response(member, 6e-4, 2 * (last + 1), scale)
+    gamma = truth_law().params_[6]
+    assert double["B"] == pytest.approx(response["B"] / 2)
+    assert double["C"] == pytest.approx(response["C"] / (2 ** (1 - gamma) * 2))
+
+
+def test_a_run_before_its_decay_is_forecast_with_a_decay_prior() -> None:
+    """A WSD run in its stable phase cannot show how a decay lowers the loss; a prior from other
+    runs of the same response (here the generator's, from a cosine run) gives the number, close,
+    and says where it came from."""
+    prior = DecayPrior((truth_member("cosine runs", "other", spec=COSINE),))
+    seen = run_until(WSD, 8000, 4000, every=40)
+    result = LiveForecaster(schedule=WSD, prior=prior).forecast(seen)
+    assert result.status == "forecast" and result.decay_prior and result.law_name == "mpl"
+    truth = truth_final(WSD, 8000)
+    assert result.final_low <= truth <= result.final_high
+    assert abs(result.final_loss / truth - 1) < 0.004
+    assert "prior from other data sets (other)" in result.notes[-1]
+    assert result.to_dict()["decay_prior"] is True
+    assert result.best is not None and result.best.whatif.start > 4000
+    decayed = LiveForecaster(schedule=WSD, prior=prior).forecast(run_until(WSD, 8000, 7000))
+    assert not decayed.decay_prior  # once the decay has begun, the run's own fit
+
+
+def test_the_spread_of_the_priors_members_enters_the_band() -> None:
+    """Two data sets whose responses differ: the forecast is between the two members' own, and
+    its band covers both, wider than either member's alone."""
+    true = truth_member("truth", "a")
+    larger = dataclasses.replace(true, source="twice", dataset="b", b=2 * true.b)
+    seen = run_until(WSD, 8000, 4000, every=40)
+
+    def forecast(*members: PriorMember):
+        prior = DecayPrior(members)
+        result = LiveForecaster(schedule=WSD, prior=prior, max_band=1.0).forecast(seen)
+        assert result.status == "forecast"
+        return result
+
+    alone, other, both = forecast(true), forecast(larger), forecast(true, larger)
+    assert other.final_loss < both.final_loss < alone.final_loss
+    assert both.final_low <= other.final_loss and both.final_high >= alone.final_loss
+    assert both.final_high - both.final_low > 2 * (alone.final_high - alone.final_low)
+    weights = DecayPrior((true, larger, dataclasses.replace(larger, source="c"))).weights()
+    assert weights.tolist() == pytest.approx([0.5, 0.25, 0.25])  # each data set alike
+
+
+def test_a_decay_prior_file_round_trips_and_bad_ones_are_clear_errors(tmp_path) -> None:
+    prior = DecayPrior((truth_member("truth", "a"), truth_member("cosine", "b", spec=COSINE)))
+    path = prior.save(tmp_path / "prior.json")
+    assert DecayPrior.load(path) == prior
+    assert prior.without("a").members == prior.members[1:]
+    with pytest.raises(LrlabError, match="no member outside data set 'a'"):
+        prior.without("b").without("a")
+    data = prior.to_dict()
+    data["members"][1]["b"] = -1
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(LrlabError, match=r"bad.json: members\[1\]: .* b = -1 must be"):
+        DecayPrior.load(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(LrlabError, match="other.json: not an lrlab decay prior"):
+        DecayPrior.load(tmp_path / "other.json")
+
+
+def test_the_shipped_prior_holds_three_data_sets_and_is_off_by_default() -> None:
+    shipped = default_prior()
+    assert shipped is not None and {m.dataset for m in shipped.members} == {"mpl", "124M", "tunnel"}
+    assert LiveForecaster(schedule=WSD, prior="default").prior == shipped
+    assert LiveForecaster(schedule=WSD).prior is None
 
 
 def test_a_law_the_points_cannot_pin_down_gives_way_to_a_smaller_one() -> None:

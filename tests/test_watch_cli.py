@@ -149,8 +149,13 @@ def test_whatif_lists_every_start_and_the_best(tmp_path, capsys) -> None:
     _write(path, WSD, 4000)
     args = ["whatif", str(path), "--total-steps", "8000", "--schedule", WSD, *FAST]
     # In its stable phase the run cannot show what a decay does: no numbers without a reference
+    # or a decay prior; with lrlab's prior, one that says where it came from (or why not)
     assert main(args) == 0
     assert "has not lowered it yet" in capsys.readouterr().out
+    assert main([*args, "--prior", "default", "--max-band", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "forecast" and data["decay_prior"]
+    assert any("prior from other data sets" in note for note in data["notes"])
     reference = tmp_path / "reference.json"
     finished = [run_until(spec, 8000, 7999, every=40, seed=1) for spec in (COSINE, WSD)]
     get_law("mpl").fit(finished).save(reference)

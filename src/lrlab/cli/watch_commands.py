@@ -102,6 +102,13 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help="without --reference, give no forecast rather than fall back on a smaller law when "
         "the points cannot pin the law down",
     )
+    parser.add_argument(
+        "--prior",
+        metavar="FILE|default",
+        help="without --reference, how a decay the run has not begun lowers the loss: a decay "
+        "prior file, or default: lrlab's, from three data sets (rough: docs/live.md); without "
+        "it no forecast until the decay begins",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (one object a line)")
     parser.add_argument("--plot", metavar="FILE.png", help="keep a plot of the forecast here")
 
@@ -118,6 +125,7 @@ def _forecaster(args: argparse.Namespace, schedule: Any, total: int | None) -> A
         level=args.level,
         max_band=args.max_band,
         fallback=() if args.no_fallback else None,
+        prior=args.prior,
     )
 
 

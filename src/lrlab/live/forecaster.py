@@ -11,8 +11,12 @@ A forecast is only given when it means something:
 - too few points (fewer than `min_points`, by default three per fitted parameter plus three):
   status ``waiting``, with the number of points still needed;
 - a plan that lowers the LR while the run has not lowered it yet (by `UNSEEN_DECAY` of its
-  peak), without a reference fit: status ``unstable``, no number. Such a run tells a law
-  nothing about how the loss responds to a decay, so the law's number would be its bounds';
+  peak), without a reference fit or a decay prior: status ``unstable``, no number. Such a run
+  tells a law nothing about how the loss responds to a decay, so the law's number would be its
+  bounds'. With a decay prior (`lrlab.laws.prior`, ``prior="default"`` for lrlab's; off by
+  default, docs/laws.md "Ninth round, live prior") the multi-power law is fitted holding the
+  prior's response instead, once per member (each from another data set): the forecast is the
+  data sets' mean, and their spread widens its band (`HeldSpread` with groups);
 - a fit that does not pin the final loss down (its band wider than `max_band` of the forecast,
   or a non-finite forecast): status ``unstable``, no number;
 - otherwise status ``forecast``.
@@ -40,11 +44,13 @@ import numpy as np
 
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_SINGLE_LAW, Law, get_law, load_law
+from lrlab.laws.prior import PRIOR_LAW, DecayPrior, default_prior, stable_scale
 from lrlab.laws.registry import pinned_down
 from lrlab.live.whatif import (
     Cooldown,
     HeldSpread,
     ScoredWhatIf,
+    continuation,
     parse_cooldown,
     plan_whatifs,
     schedule_total,
@@ -72,8 +78,9 @@ class LiveForecast:
     """One snapshot of a running run: where it is, where it will end, and the what-ifs.
 
     `status` is ``forecast``, ``waiting`` (too few points: `needed` more) or ``unstable``;
-    `final_loss`, `final_low`, `final_high` are None unless forecasting. `law` (the fitted law) and
-    `run` (the points it was fitted to) are kept for plots, not written to JSON."""
+    `final_loss`, `final_low`, `final_high` are None unless forecasting; `decay_prior` says that
+    the response to a decay the run has not begun came from the decay prior. `law` (the fitted
+    law) and `run` (the points it was fitted to) are kept for plots, not written to JSON."""
 
     step: int | None
     loss: float | None
@@ -90,6 +97,7 @@ class LiveForecast:
     best: ScoredWhatIf | None = None
     notes: tuple[str, ...] = ()
     fit_seconds: float = 0.0
+    decay_prior: bool = False
     law: Law | None = dataclasses.field(default=None, repr=False, compare=False)
     run: Run | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -110,7 +118,8 @@ class LiveForecast:
         """The JSON object of ``lrlab watch --json``: ``step``, ``loss``, ``points``,
         ``total_steps``, ``law``, ``status``, ``needed``, ``final_loss``, ``final_low``,
         ``final_high``, ``planned`` (the planned run's cooldown start), ``whatif`` (a list),
-        ``best_cooldown`` (or null), ``notes``, ``fit_seconds``."""
+        ``best_cooldown`` (or null), ``notes``, ``fit_seconds``, ``decay_prior`` (whether the
+        decay's effect came from the decay prior)."""
         best = self.best
         return {
             "step": self.step,
@@ -135,6 +144,7 @@ class LiveForecast:
             },
             "notes": list(self.notes),
             "fit_seconds": self.fit_seconds,
+            "decay_prior": self.decay_prior,
         }
 
 
@@ -164,7 +174,9 @@ class LiveForecaster:
     band level; `whatifs=False` skips them. `fallback`: without a reference, the laws (names)
     tried in turn, those smaller than `law` only, when a fit leaves a third of its parameters
     undetermined (`pinned_down`) or its band is wider than `max_band` (default
-    `FALLBACK_LAWS`; ``()``: none).
+    `FALLBACK_LAWS`; ``()``: none). `prior`: without a reference, the response to a decay the
+    run has not begun (a `DecayPrior` or its file; ``"default"``: lrlab's, `default_prior`;
+    None, the default: no forecast of such a decay).
     """
 
     def __init__(
@@ -181,6 +193,7 @@ class LiveForecaster:
         bands: bool = True,
         whatifs: bool = True,
         fallback: Sequence[str] | None = None,
+        prior: DecayPrior | str | Path | None = None,
     ) -> None:
         self.schedule = None if schedule is None else from_spec(schedule)
         total = total_steps if total_steps is not None else schedule_total(self.schedule)
@@ -212,6 +225,8 @@ class LiveForecaster:
             )
         free = len(self.law.param_names) - len(self.law.fixed_parameters())
         self.min_points = int(min_points if min_points is not None else 3 * free + 3)
+        own = len(OWN_PARAMS)
+        self.prior_min_points = int(min_points if min_points is not None else 3 * own + 3)
         if self.min_points <= free:
             raise LrlabError(f"min_points must exceed the {free} fitted parameters")
         if not max_band > 0:
@@ -221,6 +236,9 @@ class LiveForecaster:
         self.max_band = float(max_band)
         self.whatifs = whatifs
         self.has_reference = reference is not None
+        if prior == "default":
+            prior = default_prior()
+        self.prior = DecayPrior.load(prior) if isinstance(prior, str | Path) else prior
 
     @staticmethod
     def law_params(reference: Law | str | Path) -> np.ndarray:
@@ -243,33 +261,42 @@ class LiveForecaster:
             "points": points,
             "total_steps": self.total_steps,
         }
-        if points < self.min_points:
-            return LiveForecast(
-                **common,
-                law_name=self.law.name,
-                status="waiting",
-                needed=self.min_points - points,
-                notes=tuple(notes),
-            )
-        began = time.perf_counter()
         observed = run.lr[: int(run.steps[-1]) + 1]
+        unseen = None
         if not self.has_reference:
             plan = plan_whatifs(observed, self.schedule, self.total_steps, self.cooldown)[0]
             unseen = _extrapolation(observed, [plan.lr])
-            if unseen is not None and unseen[0] > 1 - UNSEEN_DECAY:
-                # The run has not lowered its LR yet, and the plan does: nothing in its points
-                # says how much a decay lowers the loss, and a law's number for it is its bounds'
-                # and starting values' (docs/laws.md, "Seventh round, live": forecasts of the
-                # training curves missed by 1-57%). No fit can change that, so none is made.
-                notes.append(
-                    f"the plan lowers the LR to {unseen[1]:.0%} of its peak, and the run has not "
-                    f"lowered it yet (it is at {unseen[0]:.0%}): how much a decay lowers the "
-                    "loss cannot be learnt from this run; no forecast until the decay has begun, "
-                    "or with a reference fit of earlier runs (--reference FIT.json)"
-                )
-                return LiveForecast(
-                    **common, law_name=self.law.name, status="unstable", notes=tuple(notes)
-                )
+            if unseen is not None and unseen[0] <= 1 - UNSEEN_DECAY:
+                unseen = None  # the run has lowered its LR: its points say how the loss responds
+        with_prior = unseen is not None and self.prior is not None
+        # A prior holds the response to the LR, as a reference fit does: only the run's own
+        # power law is fitted, and needs as many points as with a reference.
+        needed = self.prior_min_points if with_prior else self.min_points
+        if points < needed:
+            return LiveForecast(
+                **common,
+                law_name=PRIOR_LAW if with_prior else self.law.name,
+                status="waiting",
+                needed=needed - points,
+                notes=tuple(notes),
+            )
+        began = time.perf_counter()
+        if with_prior:
+            return self._prior_forecast(run, observed, common, notes, began)
+        if unseen is not None:
+            # The run has not lowered its LR yet, and the plan does: nothing in its points says
+            # how much a decay lowers the loss, and a law's number for it is its bounds' and
+            # starting values' (docs/laws.md, "Seventh round, live": forecasts of the training
+            # curves missed by 1-57%). No fit can change that, so none is made.
+            notes.append(
+                f"the plan lowers the LR to {unseen[1]:.0%} of its peak, and the run has not "
+                f"lowered it yet (it is at {unseen[0]:.0%}): how much a decay lowers the loss "
+                "cannot be learnt from this run; no forecast until the decay has begun, or with "
+                "a reference fit of earlier runs (--reference FIT.json) or a decay prior"
+            )
+            return LiveForecast(
+                **common, law_name=self.law.name, status="unstable", notes=tuple(notes)
+            )
         refused: list[str] = []
         for candidate in (self.law, *self.fallback):
             law, scored, reason = self._attempt(candidate, run, observed, notes)
@@ -309,6 +336,103 @@ class LiveForecaster:
             best=best,
             notes=tuple(notes),
             fit_seconds=seconds,
+            law=law,
+            run=run,
+        )
+
+    def _prior_forecast(
+        self,
+        run: Run,
+        observed: np.ndarray,
+        common: dict[str, Any],
+        notes: list[str],
+        began: float,
+    ) -> LiveForecast:
+        """A forecast of a run whose planned decay has not begun, its response to the decay
+        taken from the decay prior (`lrlab.laws.prior`): the run is fitted holding the prior's
+        centre response, and once per member holding the member's; the members' spread widens
+        every band (`HeldSpread` with groups)."""
+        prior = self.prior
+        assert prior is not None  # the caller checks
+        peak = float(observed.max())
+        stable = continuation(observed, self.schedule, True, self.total_steps)
+        bands = self.law.bands
+        last = self.total_steps - 1
+        try:
+            # A member's drop is a share of the stable loss at the end, which the fit itself
+            # gives: the centre is fitted with the last loss seen as that loss, then refitted
+            # with its own; the members are fitted with the centre's (they differ little).
+            scale = float(np.mean(run.loss[-5:]))
+            first = prior.law(prior.centre(), peak, self.total_steps, scale, False).fit([run])
+            scale = stable_scale(first, stable, last)
+            law = prior.law(prior.centre(), peak, self.total_steps, scale, bands)
+            law = law.fit([run], start=first.params_)
+            members = tuple(
+                prior.law(member, peak, self.total_steps, scale, False).fit(
+                    [run], start=first.params_
+                )
+                for member in prior.members
+            )
+        except LrlabError as error:
+            notes.append(f"a fit with the decay prior failed: {error}")
+            return LiveForecast(
+                **common,
+                law_name=PRIOR_LAW,
+                status="unstable",
+                notes=tuple(notes),
+                decay_prior=True,
+            )
+        # The forecast is the data sets' mean of the members' forecasts, and how far another
+        # data set can lie from it widens the band (`HeldSpread`).
+        held = HeldSpread(members, groups=tuple(item.dataset for item in prior.members))
+        scored = score_whatifs(
+            law,
+            observed,
+            self.schedule,
+            self.total_steps,
+            self.cooldown,
+            self.level,
+            only_planned=not self.whatifs,
+            held=held,
+        )
+        seconds = round(time.perf_counter() - began, 3)
+        planned, whatif, best = scored
+        finite = all(math.isfinite(v) for v in (planned.final_loss, planned.low, planned.high))
+        width = (planned.high - planned.low) / planned.final_loss if finite else math.inf
+        datasets = ", ".join(dict.fromkeys(item.dataset for item in prior.members))
+        if not finite or planned.final_loss <= 0 or width > self.max_band:
+            notes.append(
+                f"with the decay prior ({datasets}) the band for the final loss is "
+                f"{'not finite' if not finite else f'[{planned.low:.4g}, {planned.high:.4g}]'}, "
+                f"wider than {self.max_band:.0%} of the forecast"
+            )
+            return LiveForecast(
+                **common,
+                law_name=PRIOR_LAW,
+                status="unstable",
+                notes=tuple(notes),
+                fit_seconds=seconds,
+                decay_prior=True,
+                law=law,
+            )
+        notes.append(
+            "the run has not begun its decay: how much the decay lowers the loss is a prior "
+            f"from other data sets ({datasets}), whose spread is in the band; a reference fit of "
+            "earlier runs of this model (--reference FIT.json) pins it down better"
+        )
+        return LiveForecast(
+            **common,
+            law_name=PRIOR_LAW,
+            status="forecast",
+            final_loss=planned.final_loss,
+            final_low=planned.low,
+            final_high=planned.high,
+            planned=planned,
+            whatif=tuple(whatif),
+            best=best,
+            notes=tuple(notes),
+            fit_seconds=seconds,
+            decay_prior=True,
             law=law,
             run=run,
         )

@@ -357,10 +357,47 @@ class HeldSpread:
     alone, as if that response were exact. The refits' spread is the part it leaves out: the
     final loss's jackknife sd over them, scaled as `Law.predict_with_band` scales a band (the
     normal quantile times `band_scale`), is added in quadrature to the band's half-widths in log
-    space; for a gain, the Student quantile as in `Law.compare_finals`."""
+    space; for a gain, the Student quantile as in `Law.compare_finals`.
+
+    With `groups`, the refits are the members of a decay prior (`lrlab.laws.prior`), each fitted
+    holding the response of a source in data set ``groups[i]``: estimates from other data sets,
+    not jackknife replicates. The forecast is then the mean over the data sets of their members'
+    mean, in log-loss (`centre`). What is added is how far a new data set can lie from that mean,
+    judged by the ``k`` data sets seen: a prediction interval, the Student quantile with ``k - 1``
+    degrees of freedom times their sd times ``sqrt(1 + 1/k)``; for gains likewise. From a single
+    data set there is no spread between data sets to judge by, and its members' sd is used, at
+    the normal quantile."""
 
     refits: tuple[Law, ...]
     band_scale: float = 1.0
+    groups: tuple[str, ...] | None = None
+
+    def _group_means(self, values: np.ndarray) -> np.ndarray:
+        """The mean of `values` over each group's refits, one per group (in first-seen order)."""
+        assert self.groups is not None
+        names = list(dict.fromkeys(self.groups))
+        labels = np.array([names.index(group) for group in self.groups])
+        return np.array([values[labels == index].mean() for index in range(len(names))])
+
+    def centre(self, values: np.ndarray) -> float:
+        """The refits' central value of `values`: the mean of the groups' means."""
+        return float(self._group_means(values).mean())
+
+    def _extra(self, values: np.ndarray, level: float, gain: bool) -> float:
+        """The half-width, in `values`' units, that the refits' spread adds (class docstring)."""
+        from scipy import stats  # costs 0.3 s to import: only bands need it
+
+        if self.groups is None:
+            sd = math.sqrt(float(_jackknife_variance(values[:, None])[0]))
+            if gain:
+                return float(stats.t.ppf(0.5 + level / 2, values.size - 1)) * sd
+            return float(stats.norm.ppf(0.5 + level / 2)) * self.band_scale * sd
+        means = self._group_means(values)
+        k = means.size
+        if k == 1:
+            return float(stats.norm.ppf(0.5 + level / 2)) * float(values.std())
+        predictive = float(means.std(ddof=1)) * math.sqrt(1 + 1 / k)
+        return float(stats.t.ppf(0.5 + level / 2, k - 1)) * predictive
 
     def finals(self, item: WhatIf) -> np.ndarray:
         """Each refit's final loss of `item`."""
@@ -369,15 +406,18 @@ class HeldSpread:
 
     def widen(
         self, final: float, low: float, high: float, finals: np.ndarray, level: float
-    ) -> tuple[float, float]:
-        """`low`, `high` around `final`, widened by the refits' spread of `finals`."""
-        from scipy import stats  # costs 0.3 s to import: only bands need it
-
-        sd = math.sqrt(float(_jackknife_variance(np.log(finals)[:, None])[0]))
-        extra = float(stats.norm.ppf(0.5 + level / 2)) * self.band_scale * sd
+    ) -> tuple[float, float, float]:
+        """The forecast and its band (`low`, `high` around `final`), widened by the refits'
+        spread of `finals`. With `groups` the forecast is the refits' `centre` (in log-loss); the
+        band keeps its own half-widths around it."""
+        logs = np.log(finals)
+        if self.groups is not None:
+            centre = math.exp(self.centre(logs))
+            low, high, final = low * centre / final, high * centre / final, centre
+        extra = self._extra(logs, level, gain=False)
         below = math.hypot(math.log(final / low), extra)
         above = math.hypot(math.log(high / final), extra)
-        return final * math.exp(-below), final * math.exp(above)
+        return final, final * math.exp(-below), final * math.exp(above)
 
     def widen_gain(
         self,
@@ -389,13 +429,9 @@ class HeldSpread:
     ) -> tuple[float | None, float | None]:
         """A gain's band (`low`, `high`, symmetric about `gain`), widened by the refits' spread
         of the same difference."""
-        from scipy import stats
-
         if low is None or high is None:
             return low, high
-        sd = math.sqrt(float(_jackknife_variance(differences[:, None])[0]))
-        extra = float(stats.t.ppf(0.5 + level / 2, differences.size - 1)) * sd
-        half = math.hypot((high - low) / 2, extra)
+        half = math.hypot((high - low) / 2, self._extra(differences, level, gain=True))
         return gain - half, gain + half
 
 
@@ -418,7 +454,7 @@ def score_whatifs(
     held_planned = held.finals(planned) if held else None
     planned_score = score(law, planned, level)
     if held:
-        planned_score = (planned_score[0], *held.widen(*planned_score, held_planned, band_level))
+        planned_score = held.widen(*planned_score, held_planned, band_level)
     base = planned_score[0]
     if only_planned:
         return ScoredWhatIf(planned, *planned_score, 0.0), [], None
@@ -432,7 +468,7 @@ def score_whatifs(
         gain_low, gain_high = difference.low, difference.high
         if held:
             finals = held.finals(item)
-            low, high = held.widen(final, low, high, finals, band_level)
+            final, low, high = held.widen(final, low, high, finals, band_level)
             gain_low, gain_high = held.widen_gain(
                 base - final, gain_low, gain_high, held_planned - finals, band_level
             )
