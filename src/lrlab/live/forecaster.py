@@ -316,7 +316,7 @@ class LiveForecaster:
             )
         if refused:
             notes.append(f"{'; '.join(refused)}: forecast with law {law.name!r} instead")
-        planned, whatif, best = scored
+        planned, whatif, _ = scored
         reach = _extrapolation(observed, [planned.whatif.lr, *(i.whatif.lr for i in whatif)])
         if not self.has_reference and reach is not None:
             notes.append(
@@ -324,21 +324,7 @@ class LiveForecaster:
                 f"to {reach[0]:.0%}: how that lowers the loss is the law's extrapolation; a "
                 "reference fit of earlier runs (--reference FIT.json) pins it down"
             )
-        return LiveForecast(
-            **common,
-            law_name=law.name,
-            status="forecast",
-            final_loss=planned.final_loss,
-            final_low=planned.low,
-            final_high=planned.high,
-            planned=planned,
-            whatif=tuple(whatif),
-            best=best,
-            notes=tuple(notes),
-            fit_seconds=seconds,
-            law=law,
-            run=run,
-        )
+        return _scored_forecast(common, law.name, scored, notes, seconds, law, run)
 
     def _prior_forecast(
         self,
@@ -396,7 +382,7 @@ class LiveForecaster:
             held=held,
         )
         seconds = round(time.perf_counter() - began, 3)
-        planned, whatif, best = scored
+        planned = scored[0]
         finite = all(math.isfinite(v) for v in (planned.final_loss, planned.low, planned.high))
         width = (planned.high - planned.low) / planned.final_loss if finite else math.inf
         datasets = ", ".join(dict.fromkeys(item.dataset for item in prior.members))
@@ -420,21 +406,8 @@ class LiveForecaster:
             f"from other data sets ({datasets}), whose spread is in the band; a reference fit of "
             "earlier runs of this model (--reference FIT.json) pins it down better"
         )
-        return LiveForecast(
-            **common,
-            law_name=PRIOR_LAW,
-            status="forecast",
-            final_loss=planned.final_loss,
-            final_low=planned.low,
-            final_high=planned.high,
-            planned=planned,
-            whatif=tuple(whatif),
-            best=best,
-            notes=tuple(notes),
-            fit_seconds=seconds,
-            decay_prior=True,
-            law=law,
-            run=run,
+        return _scored_forecast(
+            common, PRIOR_LAW, scored, notes, seconds, law, run, decay_prior=True
         )
 
     def _attempt(
@@ -510,6 +483,37 @@ class LiveForecaster:
                 )
                 return None
         return HeldSpread(tuple(refits), float(reference.band_scale_))
+
+
+def _scored_forecast(
+    common: dict[str, Any],
+    law_name: str,
+    scored: tuple[ScoredWhatIf, list[ScoredWhatIf], ScoredWhatIf | None],
+    notes: list[str],
+    seconds: float,
+    law: Law,
+    run: Run,
+    decay_prior: bool = False,
+) -> LiveForecast:
+    """The `LiveForecast` of a fit that forecast: its planned schedule's final loss and band,
+    the what-ifs and the best of them (`scored`, as `score_whatifs` returns them)."""
+    planned, whatif, best = scored
+    return LiveForecast(
+        **common,
+        law_name=law_name,
+        status="forecast",
+        final_loss=planned.final_loss,
+        final_low=planned.low,
+        final_high=planned.high,
+        planned=planned,
+        whatif=tuple(whatif),
+        best=best,
+        notes=tuple(notes),
+        fit_seconds=seconds,
+        decay_prior=decay_prior,
+        law=law,
+        run=run,
+    )
 
 
 def _extrapolation(
