@@ -11,8 +11,9 @@ result, and any warning it raised, is pickled back, so the result is the serial 
 each piece is computed by the same code on the same inputs.
 
 It falls back to running the pieces in order, in this process, where forking is unavailable or
-unsafe: no ``os.fork`` (Windows), other Python threads running (a fork copies only the calling
-thread, so a lock another thread holds would never be released in the child), one usable core,
+unsafe: no ``os.fork`` (Windows), other threads running (`threads_elsewhere`: a fork copies
+only the calling thread, so a lock another thread holds would never be released in the child;
+JAX or torch imported counts, as their threads are not Python's), one usable core,
 or ``LRLAB_FIT_WORKERS=1``. That variable (a whole number >= 1) sets the number of workers busy
 at once; by default it is the number of cores this process may run on. A worker may keep busy
 its share of them (so with 16 cores each of `auto`'s three member fits has 5 for its own refits;
@@ -26,6 +27,7 @@ import os
 import pickle
 import select
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -41,6 +43,18 @@ _budget: int | None = None  # in a forked worker: how many workers it may keep b
 _WORTH_SECONDS = 0.5
 
 
+# Runtimes that run threads of their own, which `threading` does not list: JAX's (it warns that a
+# fork after it may deadlock) and torch's intra-op pool (a study trains and fits in one process).
+_THREADED_RUNTIMES = ("jax", "torch")
+
+
+def threads_elsewhere() -> bool:
+    """Whether threads other than this one may be running: other Python threads, or a runtime in
+    `_THREADED_RUNTIMES` imported. A fork copies only the calling thread, so a lock another thread
+    holds would never be released in the worker."""
+    return threading.active_count() > 1 or any(name in sys.modules for name in _THREADED_RUNTIMES)
+
+
 def worker_count() -> int:
     """How many workers `fork_map` keeps busy at once (1: none, the items run in this process)."""
     if _budget is not None:
@@ -48,7 +62,7 @@ def worker_count() -> int:
     value = os.environ.get(WORKERS_VARIABLE, "").strip()
     if value and (not value.isdigit() or int(value) < 1):  # wrong whether or not it is used
         raise LrlabError(f"{WORKERS_VARIABLE}={value!r}: expected a whole number >= 1")
-    if not hasattr(os, "fork") or threading.active_count() > 1:
+    if not hasattr(os, "fork") or threads_elsewhere():
         return 1
     if value:
         return int(value)
