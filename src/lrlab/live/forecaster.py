@@ -371,25 +371,12 @@ class LiveForecaster:
         # The forecast is the data sets' mean of the members' forecasts, and how far another
         # data set can lie from it widens the band (`HeldSpread`).
         held = HeldSpread(members, groups=tuple(item.dataset for item in prior.members))
-        scored = score_whatifs(
-            law,
-            observed,
-            self.schedule,
-            self.total_steps,
-            self.cooldown,
-            self.level,
-            only_planned=not self.whatifs,
-            held=held,
-        )
+        scored, band = self._score(law, observed, held)
         seconds = round(time.perf_counter() - began, 3)
-        planned = scored[0]
-        finite = all(math.isfinite(v) for v in (planned.final_loss, planned.low, planned.high))
-        width = (planned.high - planned.low) / planned.final_loss if finite else math.inf
         datasets = ", ".join(dict.fromkeys(item.dataset for item in prior.members))
-        if not finite or planned.final_loss <= 0 or width > self.max_band:
+        if band is not None:
             notes.append(
-                f"with the decay prior ({datasets}) the band for the final loss is "
-                f"{'not finite' if not finite else f'[{planned.low:.4g}, {planned.high:.4g}]'}, "
+                f"with the decay prior ({datasets}) the band for the final loss is {band}, "
                 f"wider than {self.max_band:.0%} of the forecast"
             )
             return LiveForecast(
@@ -424,6 +411,20 @@ class LiveForecaster:
         if not self.has_reference and not pinned_down(law):
             unpinned = ", ".join(law.fit_info_["unpinned"])
             return law, None, f"the points leave {unpinned} undetermined"
+        scored, band = self._score(law, observed, self._held_spread(run, law, notes))
+        if band is not None:
+            reason = (
+                f"the fit's band for the final loss is {band}, wider than {self.max_band:.0%} "
+                "of the forecast: no forecast until more points narrow it"
+            )
+            return law, None, reason
+        return law, scored, None
+
+    def _score(
+        self, law: Law, observed: np.ndarray, held: HeldSpread | None
+    ) -> tuple[tuple[ScoredWhatIf, list[ScoredWhatIf], ScoredWhatIf | None], str | None]:
+        """`score_whatifs`'s result for `law`, and the planned final loss's band as text where it
+        is not finite, the forecast not positive or the band wider than `max_band` (else None)."""
         scored = score_whatifs(
             law,
             observed,
@@ -432,19 +433,14 @@ class LiveForecaster:
             self.cooldown,
             self.level,
             only_planned=not self.whatifs,
-            held=self._held_spread(run, law, notes),
+            held=held,
         )
         planned = scored[0]
         finite = all(math.isfinite(v) for v in (planned.final_loss, planned.low, planned.high))
         width = (planned.high - planned.low) / planned.final_loss if finite else math.inf
         if not finite or planned.final_loss <= 0 or width > self.max_band:
-            band = f"[{planned.low:.4g}, {planned.high:.4g}]" if finite else "not finite"
-            reason = (
-                f"the fit's band for the final loss is {band}, wider than {self.max_band:.0%} "
-                "of the forecast: no forecast until more points narrow it"
-            )
-            return law, None, reason
-        return law, scored, None
+            return scored, f"[{planned.low:.4g}, {planned.high:.4g}]" if finite else "not finite"
+        return scored, None
 
     def _held_spread(self, run: Run, law: Law, notes: list[str]) -> HeldSpread | None:
         """With a reference fit that has replicates (and bands wanted): `run` refitted once per
