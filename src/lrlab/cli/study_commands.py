@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import textwrap
 import time
 
 from lrlab.cli import arguments, size_options
@@ -139,7 +140,16 @@ def _study(args: argparse.Namespace) -> int:
             args.out, config, progress=report_progress, backend=backend_from_args(args)
         )
     best = summary["recommended"]
-    print(f"law: {describe_law(summary)}, {summary['law_choice']}")
+    print(f"law: {describe_law(summary)}")
+    if summary["law_choice"]:  # why, wrapped below the name: the sentence is long
+        print(
+            textwrap.fill(
+                f"chosen as {summary['law_choice']}",
+                100,
+                initial_indent="  ",
+                subsequent_indent="  ",
+            )
+        )
     print(f"recommended for {summary['budget']} steps: {best['shape']}")
     warmup_from = "given" if args.warmup is not None else summary["fit"]["fit"].get("warmup_from")
     print(f"  peak LR {summary['peak']:g}, {describe_warmup(summary['warmup'], warmup_from)}")
