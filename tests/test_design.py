@@ -32,10 +32,26 @@ def law():
     return REGISTRY["mpl"](bands=False).fit(runs)
 
 
+@pytest.fixture(scope="module")
+def designs(law):
+    """``designs(family, trust_region=True)``: the design of `STEPS` under `law`, made once for
+    the module (each takes seconds: the tests below share them)."""
+    made = {}
+
+    def design(family: str, trust_region: bool = True):
+        if (family, trust_region) not in made:
+            made[family, trust_region] = optimize_schedule(
+                law, STEPS, peak=PEAK, warmup=WARMUP, family=family, trust_region=trust_region
+            )
+        return made[family, trust_region]
+
+    return design
+
+
 @needs_shared
 @pytest.mark.parametrize("family", FAMILIES)
-def test_each_family_beats_or_matches_its_start_and_stays_valid(law, family):
-    design = optimize_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family=family)
+def test_each_family_beats_or_matches_its_start_and_stays_valid(designs, family):
+    design = designs(family)
     lr = design.best.schedule(np.arange(STEPS))
     assert np.all(np.isfinite(lr)) and lr.max() <= PEAK * (1 + 1e-12)
     after = lr[WARMUP:]
@@ -47,19 +63,15 @@ def test_each_family_beats_or_matches_its_start_and_stays_valid(law, family):
         # fitted runs' lowest LR (about half the peak: a 24000-step cosine cut at 12000), so only
         # a design without the trust region may choose it.
         assert design.excess["wsd-20%-linear"] > 0.3
-        free = optimize_schedule(
-            law, STEPS, peak=PEAK, warmup=WARMUP, family=family, trust_region=False
-        )
-        assert free.gain("wsd-20%-linear") >= -1e-9
+        assert designs(family, trust_region=False).gain("wsd-20%-linear") >= -1e-9
     assert parse(str(design.best.schedule)) == design.best.schedule
 
 
 @needs_shared
-def test_free_form_is_at_least_as_good_as_every_family(law):
-    free = optimize_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family="free")
+def test_free_form_is_at_least_as_good_as_every_family(designs):
+    free = designs("free")
     for family in ("cosine", "linear", "wsd"):
-        other = optimize_schedule(law, STEPS, peak=PEAK, warmup=WARMUP, family=family)
-        assert free.best.final_loss <= other.best.final_loss + 1e-9
+        assert free.best.final_loss <= designs(family).best.final_loss + 1e-9
 
 
 @needs_shared

@@ -11,7 +11,15 @@ import pytest
 
 from law_helpers import synthetic_mpl_losses
 from lrlab.cli import main
-from lrlab.design.optimize import FAMILIES, NO_REGION, budget_sweep, optimize_schedule
+from lrlab.design.optimize import (
+    FAMILIES,
+    NO_REGION,
+    _free_form,
+    _Ticker,
+    budget_sweep,
+    design_region,
+    optimize_schedule,
+)
 from lrlab.errors import LrlabError
 from lrlab.laws import get_law, load_law
 from lrlab.runs import Run
@@ -144,3 +152,41 @@ def test_optimize_states_the_region_and_can_turn_it_off(fit_file, capsys):
     argv = ["optimize", str(fit_file), "--budget", "400", "--family", "wsd", "--no-trust-region"]
     assert main(argv) == 0
     assert "design: not kept within the fitted runs' decay (turned off)" in capsys.readouterr().out
+
+
+def _knot_search(law, trust_region: bool) -> tuple[np.ndarray, int]:
+    """The free form's own knot search (without the WSD and two-stage optima it competes with
+    in `optimize_schedule`): its per-step LR, and how many forecasts it made."""
+    counted = [0]
+    exact = law.final_loss_and_gradient
+
+    def forecast(lr):
+        counted[0] += 1
+        return exact(lr)
+
+    regime = design_region(law, trust_region)[0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(law, "final_loss_and_gradient", forecast)
+        schedule = _free_form(law, STEPS, PEAK, WARMUP, 48, 0.0, _Ticker(None, 5.0), regime)
+    return schedule(np.arange(STEPS)), counted[0]
+
+
+def test_the_free_form_knots_stay_within_the_envelope_of_runs_falling_to_half(fitted):
+    """The knot search itself keeps to the envelope (runs falling to 50% of the peak over 500
+    steps), and uses the room it gives: its LR ends near the lowest fitted LR."""
+    regime = fitted_regime(fitted.fit_info_)
+    lr, _ = _knot_search(fitted, trust_region=True)
+    assert regime.excess(lr, PEAK) <= 1e-4
+    assert np.max(-np.diff(lr[WARMUP:])) <= PEAK * 0.5 / 500 * 1.01
+    assert np.all(np.diff(lr[WARMUP:]) <= 1e-15)  # non-increasing
+    assert lr[-1] == pytest.approx(0.5 * PEAK, rel=0.02)
+    free, _ = _knot_search(fitted, trust_region=False)
+    assert regime.excess(free, PEAK) > 0.3  # the envelope binds
+
+
+def test_the_region_costs_the_free_form_few_forecasts(fitted):
+    """The search under the envelope is no slower than without it, counted in forecasts (the
+    work that does not depend on the machine): a penalty on the knot pairs once took 20x more."""
+    _, inside = _knot_search(fitted, trust_region=True)
+    _, outside = _knot_search(fitted, trust_region=False)
+    assert inside <= 1.5 * outside

@@ -23,10 +23,14 @@ over each number of steps, as a share of the peak), and every candidate must fal
 law has seen nothing of a faster fall, and its forecast there is an extrapolation (a momentum-law
 design that dropped the LR to zero within 13 steps, after fits on decays of 760 steps and drops
 to 10%, lost its own check in the wind tunnel). The family searches add an exact penalty on the
-excess fall (WSD then also searches its final LR); the free-form search a quadratic penalty on
-every pair of knots, and its result is raised, knot by knot, to the lowest values the envelope
-allows. `Design.trust_region` states the rule; a fit written before fits recorded the envelope
-designs without one, with a note saying so; ``trust_region=False`` turns it off.
+excess fall (WSD then also searches its final LR). For the free form the envelope is a set of
+linear constraints on the knot values (every pair of knots may differ by at most the envelope's
+limit for their distance), so its search is SLSQP on the knot values under those constraints,
+from the same starts raised into the envelope; a result is raised, knot by knot, to the lowest
+values the envelope allows, which undoes SLSQP's rounding-error excess. (A quadratic penalty on
+the knot pairs, the method before, made L-BFGS-B take about 20x the forecasts of the search
+without the region.) `Design.trust_region` states the rule; a fit written before fits recorded
+the envelope designs without one, with a note saying so; ``trust_region=False`` turns it off.
 """
 
 from __future__ import annotations
@@ -51,8 +55,6 @@ _EXPONENTIAL_FLOOR = 0.01  # a geometric decay needs a positive end; 1% of the p
 # Loss per unit of excess fall (a share of the peak) in the family searches: an exact penalty,
 # far above what any law credits a fall with (a fall of the whole peak moves a loss by < 1).
 _EXCESS_PENALTY = 100.0
-# The free form's quadratic penalty on its knots' excess fall, before they are raised to fit.
-_KNOT_PENALTY = 1e4
 _EXCESS_TOLERANCE = 1e-3  # an excess fall below 0.1% of the peak is within the region
 NO_REGION = (
     "not kept within the fitted runs' decay: the fit does not record how fast its runs' LR fell "
@@ -433,8 +435,8 @@ def _free_form(
     def lr_of(values: np.ndarray) -> np.ndarray:
         return np.concatenate([warm, values[left] * (1 - weight) + values[left + 1] * weight])
 
-    def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
-        values = peak * np.exp(-np.cumsum(z))
+    def by_values(values: np.ndarray) -> tuple[float, np.ndarray]:
+        """The forecast (with the smoothness penalty) and its gradient by knot value."""
         loss, gradient = law.final_loss_and_gradient(lr_of(values))
         ticker.tick(float(loss))  # the forecast, before the smoothness penalty
         tail = gradient[warmup:]
@@ -444,36 +446,39 @@ def _free_form(
             curvature = np.diff(values, 2) / peak
             loss += smoothness * float(curvature @ curvature)
             by_value += smoothness * 2 * np.convolve(curvature, [1.0, -2.0, 1.0]) / peak
-        if region is not None:
-            penalty, by_knot = region.penalty(values)
-            loss += penalty
-            by_value += by_knot
+        return float(loss), by_value
+
+    def by_drops(z: np.ndarray) -> tuple[float, np.ndarray]:
+        values = peak * np.exp(-np.cumsum(z))
+        loss, by_value = by_values(values)
         # d values_j / d z_i = -values_j for j >= i: a reversed cumulative sum.
-        by_z = -np.cumsum((by_value * values)[::-1])[::-1]
-        return loss, by_z
+        return loss, -np.cumsum((by_value * values)[::-1])[::-1]
+
+    def by_shares(share: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, by_value = by_values(peak * share)
+        return loss, peak * by_value
 
     best: tuple[float, np.ndarray] | None = None
     starts = _free_form_starts(peak, steps, warmup)
     for index, schedule in enumerate(starts, start=1):
         ticker.stage(f"free-form search (start {index} of {len(starts)})")
         start_values = np.maximum(schedule(positions), peak * 1e-4)
-        if region is not None:  # a start within the region
-            start_values = region.raise_into(start_values)
-        z0 = -np.diff(np.log(np.concatenate([[peak], start_values])))
-
-        result = optimize.minimize(
-            objective,
-            np.clip(z0, 0.0, _MAX_LOG_DROP),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(0.0, _MAX_LOG_DROP)] * knots,
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12},
-        )
-        if best is None or result.fun < best[0]:
-            best = (float(result.fun), result.x)
-    values = peak * np.exp(-np.cumsum(best[1]))
-    if region is not None:  # the penalty leaves a little excess: none once raised
-        values = region.raise_into(values)
+        if region is None:
+            z0 = -np.diff(np.log(np.concatenate([[peak], start_values])))
+            result = optimize.minimize(
+                by_drops,
+                np.clip(z0, 0.0, _MAX_LOG_DROP),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(0.0, _MAX_LOG_DROP)] * knots,
+                options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12},
+            )
+            found = (float(result.fun), peak * np.exp(-np.cumsum(result.x)))
+        else:
+            found = region.search(by_shares, region.raise_into(start_values))
+        if best is None or found[0] < best[0] or not math.isfinite(best[0]):
+            best = found
+    values = best[1]
     # Six significant digits: a readable spec; the forecast is made on this rounded schedule.
     points = [[int(p), float(f"{v:.6g}")] for p, v in zip(positions, values, strict=True)]
     if warmup > 0:  # the warmup, exact at integer steps: 0 at step 0, peak*(W-1)/W at W-1
@@ -484,9 +489,14 @@ def _free_form(
 
 
 class _KnotRegion:
-    """The fall envelope on the free form's knots: every pair of knots ``i < j`` (and the peak
-    at the end of warmup before them) may differ by at most the envelope's limit for their
-    distance, ``peak * F(p_j - p_i)``."""
+    """The fall envelope on the free form's knots: every pair of knots ``i < j`` (and the LR at
+    the end of warmup before them) may differ by at most the envelope's limit for their
+    distance, ``peak * F(p_j - p_i)``. These are linear constraints on the knot values, so the
+    search under them is SLSQP on the values as shares of the peak, which keeps them exactly and
+    converges in tens of forecasts from every start; a quadratic penalty on the pairs made the
+    problem stiff (L-BFGS-B took thousands of forecasts where the search without the region
+    takes hundreds), and the kinks of a parametrisation with the envelope built in stalled
+    L-BFGS-B at different optima from different starts."""
 
     def __init__(
         self, regime: DecayRegime, positions: np.ndarray, peak: float, warmup: int
@@ -497,14 +507,78 @@ class _KnotRegion:
         where = np.concatenate([[warmup - 1] if warmup > 0 else [], positions])
         gaps = where[None, :] - where[:, None]
         self.limits = np.where(gaps > 0, peak * regime.limit(np.maximum(gaps, 0)), np.inf)
+        # The constraints on the knot values as shares of the peak: each at most the peak, and
+        # no lower than the lead allows (or exp(-25) of the peak, as without the region);
+        # rows ``x_i - x_j <= bound``: each binding pair's fall, and each knot no higher than
+        # the one before it (the free form is non-increasing).
+        lead, count = len(self.lead), positions.size
+        share = self.limits / peak
+        self.low = np.full(count, math.exp(-_MAX_LOG_DROP))
+        if lead:
+            self.low = np.maximum(self.low, self.lead[0] / peak - share[0, lead:])
+        pairs = self._pairs(share[lead:, lead:])
+        later = np.arange(1, count)
+        rows = np.concatenate([pairs, np.stack([later, later - 1], axis=1)])
+        self.bound = np.concatenate(
+            [share[lead + pairs[:, 0], lead + pairs[:, 1]], np.zeros(later.size)]
+        )
+        self.matrix = np.zeros((len(rows), count))
+        self.matrix[np.arange(len(rows)), rows[:, 0]] = 1.0
+        self.matrix[np.arange(len(rows)), rows[:, 1]] = -1.0
 
-    def penalty(self, values: np.ndarray) -> tuple[float, np.ndarray]:
-        """``_KNOT_PENALTY * sum((excess / peak)^2)`` over the pairs, and its gradient."""
-        full = np.concatenate([self.lead, values])
-        over = np.maximum(full[:, None] - full[None, :] - self.limits, 0.0) / self.peak
-        scale = 2 * _KNOT_PENALTY / self.peak
-        gradient = scale * (over.sum(axis=1) - over.sum(axis=0))  # d/d earlier, d/d later
-        return _KNOT_PENALTY * float(np.sum(over**2)), gradient[len(self.lead) :]
+    def search(
+        self, objective: Callable[[np.ndarray], tuple[float, np.ndarray]], start: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """The lowest `objective` (of the knot values as shares of the peak, with its gradient)
+        SLSQP finds from `start` (knot values within the region), and the knot values there,
+        raised into the region: SLSQP may leave a rounding error's excess."""
+        from scipy import optimize  # 0.3 s to import: only designing needs it
+
+        result = optimize.minimize(
+            objective,
+            np.clip(start / self.peak, self.low, 1.0),
+            jac=True,
+            method="SLSQP",
+            bounds=list(zip(self.low, np.ones(start.size), strict=True)),
+            constraints=[
+                {
+                    "type": "ineq",
+                    "fun": lambda x: self.bound - self.matrix @ x,
+                    "jac": lambda x: -self.matrix,
+                }
+            ],
+            options={"maxiter": 500, "ftol": 1e-12},
+        )
+        values = self.raise_into(self.peak * np.clip(result.x, self.low, 1.0))
+        return objective(values / self.peak)[0], values
+
+    @staticmethod
+    def _pairs(share: np.ndarray) -> np.ndarray:
+        """The knot pairs ``(i, j)`` whose limit (`share`, a share of the peak) can bind, given
+        that the knots do not increase: not those at the whole peak or more; not those inside a
+        kept wider pair ``(a, b)``, ``a <= i < j <= b``, of no larger limit (``x_i - x_j <= x_a -
+        x_b``); not those that two kept shorter pairs through a knot between already bound
+        (``F_ik + F_kj <= F_ij``). Each dropped pair is implied by kept ones, so the region is
+        the same, with fewer rows for SLSQP, whose every step grows with them (a fit whose runs
+        drop in one step has a flat envelope: all but a few dozen pairs go)."""
+        count = share.shape[0]
+        kept = np.zeros((count, count), dtype=bool)
+        # around[i, j]: the lowest limit of a kept pair around (i, j); widest pairs first.
+        around = np.full((count + 1, count + 1), np.inf)
+        for width in range(count - 1, 0, -1):
+            for i in range(count - width):
+                j = i + width
+                wider = min(around[i - 1, j] if i > 0 else np.inf, around[i, j + 1])
+                kept[i, j] = share[i, j] < min(1.0, wider)
+                around[i, j] = min(wider, share[i, j]) if kept[i, j] else wider
+        for width in range(2, count):  # shortest first: the shorter pairs are settled
+            for i in range(count - width):
+                j = i + width
+                if kept[i, j]:
+                    between = kept[i, i + 1 : j] & kept[i + 1 : j, j]
+                    through = share[i, i + 1 : j] + share[i + 1 : j, j]
+                    kept[i, j] = not np.any(between & (through <= share[i, j]))
+        return np.argwhere(kept)
 
     def raise_into(self, values: np.ndarray) -> np.ndarray:
         """The knot values raised, in order, to the least each pair with an earlier knot
