@@ -30,6 +30,17 @@ The old tree is a source folder of another version of lrlab (its ``src``), put f
 
 ``--serial`` adds this tree fitting without workers (``LRLAB_FIT_WORKERS=1``), to tell what the
 workers buy from what the rest of the changes do.
+
+``--phases LAWS`` instead profiles this tree's banded fit of each law on the 400M training runs,
+in this process and without workers: the CPU seconds, solver evaluations and count of each phase
+(the multi-start scouts, the refinement of the best start, the jackknife refits, the refits of
+the band's growth calibration), the features built, and the fit with the features of the parts it
+refits and predicts built once (as this tree does) against built afresh each time (as before),
+and for a law that merges a fit's parts into one evaluation (`Law.merged_features`: `lrlab`) the
+banded and the point fit with the parts evaluated at once against one by one; alternating, the
+least of `--repeats` each:
+
+    python benchmarks/fit_speed.py --phases lrlab,mpl,momentum --repeats 4
 """
 
 from __future__ import annotations
@@ -155,6 +166,100 @@ def point_seconds(
     return out
 
 
+def _phase_profile(law: str, runs: list) -> None:
+    """Print the CPU seconds, evaluations and count of each phase of `law`'s banded fit of
+    `runs` in this process, and of the features it builds."""
+    from lrlab.laws import base, get_law
+
+    kind = type(get_law(law))
+    solve, features = base.Law._solve, kind.features
+    solves: list[tuple[int, int, float]] = []
+    built: list[float] = []
+
+    def timed_solve(self, problem, start, max_evals=400):
+        began = time.process_time()
+        result = solve(self, problem, start, max_evals)
+        solves.append((max_evals, int(result.nfev), time.process_time() - began))
+        return result
+
+    def timed_features(self, lr, steps):
+        began = time.process_time()
+        out = features(self, lr, steps)
+        built.append(time.process_time() - began)
+        return out
+
+    base.Law._solve, kind.features = timed_solve, timed_features
+    try:
+        began = time.process_time()
+        get_law(law).fit(runs)
+        total = time.process_time() - began
+    finally:
+        base.Law._solve, kind.features = solve, features
+    names = {base._SCOUT_EVALS: "scouts", base._GROWTH_EVALS: "growth refits"}
+    print(f"\n{law}: banded fit of the 400M training runs, {total:.3f} s CPU, by phase:")
+    print("| phase | count | evaluations | CPU s |")
+    print("|---|---:|---:|---:|")
+    phase_of = [names.get(evals, "jackknife refits") for evals, _, _ in solves]
+    phase_of[phase_of.index("jackknife refits")] = "refinement"  # the first full solve
+    for phase in ("scouts", "refinement", "jackknife refits", "growth refits"):
+        mine = [solved for solved, name in zip(solves, phase_of, strict=True) if name == phase]
+        evaluations = "+".join(str(nfev) for _, nfev, _ in mine)
+        print(f"| {phase} | {len(mine)} | {evaluations} | {sum(c for *_, c in mine):.3f} |")
+    print(f"| features built | {len(built)} | - | {sum(built):.3f} |")
+
+
+def phases(laws: list[str], repeats: int) -> None:
+    """Print `--phases`' profile of the banded fit of each of `laws` (module docstring)."""
+    from lrlab.laws import base, get_law
+
+    os.environ["LRLAB_FIT_WORKERS"] = "1"  # every phase in this process, where it is timed
+    runs = [shared.load_logged_run("400M", name) for name in shared.TRAIN]
+    base.import_solver()
+    problem, curves_at = base.Law._problem, base.Law._curves_at
+
+    def fresh_problem(self, parts, lower, upper, built=None):
+        return problem(self, parts, lower, upper)
+
+    def fresh_curves(self, thetas, lr, steps, features=None):
+        return curves_at(self, thetas, lr, steps)
+
+    for law in laws:
+        _phase_profile(law, runs)
+        seconds: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(repeats):
+            for reuse in (True, False):
+                base.Law._problem = problem if reuse else fresh_problem
+                base.Law._curves_at = curves_at if reuse else fresh_curves
+                began = time.process_time()
+                get_law(law).fit(runs)
+                seconds[reuse].append(time.process_time() - began)
+        base.Law._problem, base.Law._curves_at = problem, curves_at
+        once, afresh = min(seconds[True]), min(seconds[False])
+        print(
+            f"features built once {once:.3f} s CPU, afresh {afresh:.3f} s (least of {repeats}): "
+            f"once / afresh {once / afresh:.3f}"
+        )
+        kind = type(get_law(law))
+        if kind.merged_features is base.Law.merged_features:
+            continue
+        merge = kind.merged_features
+        for bands in (True, False):
+            seconds = {True: [], False: []}
+            for _ in range(repeats):
+                for merged in (True, False):
+                    kind.merged_features = merge if merged else base.Law.merged_features
+                    began = time.process_time()
+                    get_law(law, bands=bands).fit(runs)
+                    seconds[merged].append(time.process_time() - began)
+            kind.merged_features = merge
+            at_once, each = min(seconds[True]), min(seconds[False])
+            print(
+                f"{'banded' if bands else 'point'} fit, the parts evaluated at once "
+                f"{at_once:.3f} s CPU, one by one {each:.3f} s: at once / one by one "
+                f"{at_once / each:.3f}"
+            )
+
+
 def _huber(residuals):
     """The reference's Huber loss (delta `HUBER`), on numpy arrays or torch tensors."""
     small = abs(residuals) < HUBER
@@ -261,10 +366,14 @@ def main() -> None:
     parser.add_argument(
         "--serial", action="store_true", help="also time this tree with LRLAB_FIT_WORKERS=1"
     )
+    parser.add_argument("--phases", help="profile these laws' banded fits instead (docstring)")
     parser.add_argument("--point-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.point_worker:
         point_worker(args.point_worker, args.tasks)
+        return
+    if args.phases:
+        phases([law for law in args.phases.split(",") if law], args.repeats)
         return
     if not shared.shared_data_available():
         sys.exit(f"shared data not found at {shared.shared_data_dir()} (set LRLAB_SHARED_DATA)")

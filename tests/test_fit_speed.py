@@ -80,6 +80,65 @@ def test_fits_in_workers_equal_the_serial_fit_to_the_bit(name, always_fork, monk
         np.testing.assert_array_equal(side_by_side[key], values, err_msg=key)
 
 
+@pytest.mark.parametrize("name", ["mpl", "lrlab"])
+def test_a_banded_fit_builds_each_parts_features_once_with_the_fresh_builds_numbers(
+    name, monkeypatch
+):
+    """The band's refits and calibration reuse the features of the parts they fit and predict
+    (`Law._problem`'s `built`) rather than building them again: each part's once, and the same
+    numbers as a fit that builds them afresh every time."""
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "1")  # the builds are counted in this process
+    runs = mpl_runs()
+    law_class = type(get_law(name))
+    builds = []
+    features = law_class.features
+
+    def counted(self, lr, steps):
+        builds.append((id(lr), steps.tobytes()))
+        return features(self, lr, steps)
+
+    monkeypatch.setattr(law_class, "features", counted)
+    reused = _fitted_numbers(get_law(name).fit(runs))
+    assert len(builds) == len(set(builds))
+    assert len(builds) < 24  # without the reuse, 36: each refit and prediction built its own
+
+    problem, curves_at = law_class._problem, law_class._curves_at
+    monkeypatch.setattr(
+        law_class,
+        "_problem",
+        lambda self, parts, lower, upper, built=None: problem(self, parts, lower, upper),
+    )
+    monkeypatch.setattr(
+        law_class,
+        "_curves_at",
+        lambda self, thetas, lr, steps, features=None: curves_at(self, thetas, lr, steps),
+    )
+    fresh = _fitted_numbers(get_law(name).fit(runs))
+    for key, values in fresh.items():
+        np.testing.assert_array_equal(reused[key], values, err_msg=key)
+
+
+def test_lrlab_evaluates_a_fits_parts_at_once_with_each_parts_own_numbers(monkeypatch):
+    """`lrlab` merges a fit's parts into one evaluation (`Law.merged_features`): the curve and
+    Jacobian of each part, and so the fit, are those of evaluating the parts one by one."""
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "1")
+    runs = mpl_runs()
+    law = get_law("lrlab")
+    law.prepare(runs)
+    parts = [law.features(run.lr, run.steps) for run in runs]
+    theta = law.starts(0.3)[1]
+    merged = law.curve_and_jacobian(theta, law.merged_features(parts))
+    each = [law.curve_and_jacobian(theta, features) for features in parts]
+    np.testing.assert_array_equal(merged[0], np.concatenate([curve for curve, _ in each]))
+    np.testing.assert_array_equal(merged[1], np.vstack([block for _, block in each]))
+
+    at_once = _fitted_numbers(get_law("lrlab").fit(runs))
+    monkeypatch.setattr(type(law), "merged_features", lambda self, features: None)
+    one_by_one = _fitted_numbers(get_law("lrlab").fit(runs))
+    for key, values in one_by_one.items():
+        np.testing.assert_array_equal(at_once[key], values, err_msg=key)
+
+
 @forking
 def test_fork_map_keeps_the_order_and_raises_what_a_worker_raised(always_fork):
     pids = parallel.fork_map(lambda item: (item, os.getpid()), list(range(5)))

@@ -183,6 +183,12 @@ class Law(abc.ABC):
         """The curve and d curve / d theta (points x params); None for finite differences."""
         return self.curve(theta, features), None
 
+    def merged_features(self, features: list[Any]) -> Any:
+        """Features of several curves as one, whose curve is theirs one after the other, each
+        point's value as from its own features (a fit then evaluates its parts in one call); None
+        where the law has no such merge (by default)."""
+        return None
+
     def penalty(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Extra residuals appended to the fit's log-loss residuals (a prior), with their
         Jacobian (rows x params); none by default."""
@@ -237,6 +243,9 @@ class Law(abc.ABC):
         began = time.perf_counter()
         runs = list(runs)
         problem = self.fit_problem(runs)
+        # Each part's features, built once: the refits for the band fit the same parts, or parts
+        # of them, several times, and predict them (`_problem`, `_curves_at`).
+        built = {part: features for part, (features, _) in zip(problem.data, problem.parts)}
         groups = _fit_groups(problem.data)
         lower, upper = problem.lower, problem.upper
         candidates = self.starts(float(min(run.loss.min() for run in runs)))
@@ -301,8 +310,9 @@ class Law(abc.ABC):
                 """A jackknife replicate: the fit to the parts in `keep`; for None the band's
                 growth, which depends on neither the replicates nor the band's scale."""
                 if keep is None:
-                    return self._calibrate_growth(problem.data, best.x, lower, upper)
-                return self._exact_fixed(self._solve(self._problem(keep, lower, upper), best.x).x)
+                    return self._calibrate_growth(problem.data, best.x, lower, upper, built)
+                refit = self._problem(keep, lower, upper, built)
+                return self._exact_fixed(self._solve(refit, best.x).x)
 
             *replicates, self.band_growth_ = fork_map(
                 band_refit,
@@ -310,7 +320,7 @@ class Law(abc.ABC):
                 parallel=worth_forking(evaluation * _REFIT_EVALS),
             )
             self.replicates_ = np.array(replicates)
-            self.band_scale_ = self._calibrate_band([left for _, left in groups])
+            self.band_scale_ = self._calibrate_band([left for _, left in groups], built)
         self.fit_info_ = {
             "runs": [run.name for run in runs],
             # What the runs were trained with: the defaults for designing a schedule from this fit.
@@ -355,17 +365,30 @@ class Law(abc.ABC):
         return theta
 
     def _problem(
-        self, parts: Sequence[FitPoints], lower: np.ndarray, upper: np.ndarray
+        self,
+        parts: Sequence[FitPoints],
+        lower: np.ndarray,
+        upper: np.ndarray,
+        built: dict[FitPoints, Any] | None = None,
     ) -> FitProblem:
-        """The fit problem of `parts` (runs or parts of runs) within the given bounds."""
-        fits, weights = [], []
+        """The fit problem of `parts` (runs or parts of runs) within the given bounds; a part's
+        features are taken from `built` where it has them, and added to it where not (a fit's
+        refits fit the same parts several times)."""
+        built = {} if built is None else built
+        fits, weights, rows = [], [], []
         for part in parts:
             usable = np.cumsum(part.lr)[part.fit_steps] > 0
             targets = usable[part.target_bins]
-            fits.append((self.features(part.lr, part.fit_steps[usable]), part.targets[targets]))
+            if part not in built:
+                built[part] = self.features(part.lr, part.fit_steps[usable])
+            fits.append((built[part], part.targets[targets]))
             weights.append(np.sqrt(part.target_counts[targets]))
+            rows.append(np.count_nonzero(usable))
         parts = list(parts)
-        return FitProblem(self, fits, lower, upper, parts, np.concatenate(weights), row_mix(parts))
+        merged = self.merged_features([features for features, _ in fits]) if len(fits) > 1 else None
+        split = (merged, np.cumsum(rows)[:-1]) if merged is not None else None
+        weights_all = np.concatenate(weights)
+        return FitProblem(self, fits, lower, upper, parts, weights_all, row_mix(parts), split)
 
     def _coarse_info(self, problem: FitProblem, theta: np.ndarray) -> dict[str, Any]:
         """For a fit on coarse-grained points: the rows fitted and the error bound of
@@ -398,16 +421,22 @@ class Law(abc.ABC):
             raise LrlabError(f"law {self.name!r} is not fitted yet; call fit(runs) first")
 
     def _curves_at(
-        self, thetas: Sequence[np.ndarray], lr: np.ndarray, steps: np.ndarray
+        self,
+        thetas: Sequence[np.ndarray],
+        lr: np.ndarray,
+        steps: np.ndarray,
+        features: Any = None,
     ) -> np.ndarray:
         """The curve of each parameter vector at `steps` (one row each; NaN where no LR has been
         applied yet), all from one build of the features (at knots, interpolated in between,
-        for very many steps unless `coarse` is off: `lrlab.laws.points.curve_knots`)."""
+        for very many steps unless `coarse` is off: `lrlab.laws.points.curve_knots`), or from
+        `features`, if given, where they are those of the steps with LR applied before them."""
         defined = np.cumsum(lr)[steps] > 0
         out = np.full((len(thetas), steps.size), np.nan)
         if np.any(defined):
             at, spread = curve_knots(lr, steps[defined]) if self.coarse else (steps[defined], None)
-            features = self.features(lr, at)
+            if features is None or spread is not None:
+                features = self.features(lr, at)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 for row, theta in zip(out, thetas, strict=True):
                     curve = self.curve(theta, features)
@@ -568,7 +597,12 @@ class Law(abc.ABC):
         return rate * distance
 
     def _calibrate_growth(
-        self, parts: list[FitPoints], theta: np.ndarray, lower: np.ndarray, upper: np.ndarray
+        self,
+        parts: list[FitPoints],
+        theta: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        built: dict[FitPoints, Any],
     ) -> float:
         """`band_growth_`: the rate ``c1`` at which the band's scale grows with the log of the
         extrapolation ratio, from the training runs alone: the `band_level` quantile regression
@@ -577,8 +611,9 @@ class Law(abc.ABC):
         at the fitted runs' reach, `band_scale_`, comes from `_calibrate_band`, on the fit
         itself. At least `_GROWTH_FLOOR`, which is also the growth without enough points: no
         forecast is as certain 3x beyond the fitted runs as at their end. At most `_GROWTH_CAP`:
-        where a fit's estimate reached the grid's end, 4, a 3x forecast's band was 5x wider."""
-        scores, ratios = self._growth_scores(parts, theta, lower, upper)
+        where a fit's estimate reached the grid's end, 4, a 3x forecast's band was 5x wider.
+        `built`: the parts' features so far (`_problem`)."""
+        scores, ratios = self._growth_scores(parts, theta, lower, upper, built)
         if np.count_nonzero(ratios > 1.0) < _GROWTH_MIN_POINTS:
             return _GROWTH_FLOOR
         log_ratios = np.log(np.maximum(ratios, 1.0))
@@ -586,7 +621,12 @@ class Law(abc.ABC):
         return min(_GROWTH_CAP, max(_GROWTH_FLOOR, fitted))
 
     def _growth_scores(
-        self, parts: list[FitPoints], theta: np.ndarray, lower: np.ndarray, upper: np.ndarray
+        self,
+        parts: list[FitPoints],
+        theta: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        built: dict[FitPoints, Any],
     ) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-sample errors of forecasts that extrapolate, from the training runs alone: for
         each fraction of `_GROWTH_FOLDS`, every run's points up to that fraction of its last step
@@ -607,7 +647,7 @@ class Law(abc.ABC):
             ]
             if not kept:
                 continue
-            problem = self._problem(kept, lower, upper)
+            problem = self._problem(kept, lower, upper, built)
             if problem.points <= 2 * len(self.param_names):
                 continue
             refit = self._exact_fixed(self._solve(problem, theta, _GROWTH_EVALS).x)
@@ -616,7 +656,7 @@ class Law(abc.ABC):
             # weaker a refit on a third of the points is than the fit.
             replicates = [
                 self._exact_fixed(
-                    self._solve(self._problem(group, lower, upper), refit, _GROWTH_EVALS).x
+                    self._solve(self._problem(group, lower, upper, built), refit, _GROWTH_EVALS).x
                 )
                 for group, _ in _fit_groups(kept)
             ]
@@ -625,7 +665,9 @@ class Law(abc.ABC):
                 out = np.repeat(~keep, part.counts)
                 if not out.any():
                     continue
-                curves = self._curves_at([refit, *replicates], part.lr, part.fit_steps)
+                curves = self._curves_at(
+                    [refit, *replicates], part.lr, part.fit_steps, built.get(part)
+                )
                 log_curves = part.per_point(np.log(curves))
                 sd = self._log_sd(log_curves[1:])
                 with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of a noiseless fit:
@@ -637,15 +679,17 @@ class Law(abc.ABC):
         finite = np.isfinite(score)
         return score[finite], ratio[finite]
 
-    def _calibrate_band(self, left_out: list[FitPoints]) -> float:
+    def _calibrate_band(self, left_out: list[FitPoints], built: dict[FitPoints, Any]) -> float:
         """Conformal-style width factor: each replicate predicts the run (or block) it left out;
         the `band_level` quantile of ``|log pred - log loss| / sd`` over those out-of-sample
         points, divided by the normal quantile ``z``, so that the band would have covered that
         fraction of them. The jackknife spread alone ignores the law's own misfit on an unseen
-        schedule, which these errors contain."""
+        schedule, which these errors contain. `built`: the parts' features (`_problem`)."""
         scores = []
         for theta, part in zip(self.replicates_, left_out, strict=True):
-            curves = self._curves_at([theta, *self.replicates_], part.lr, part.fit_steps)
+            curves = self._curves_at(
+                [theta, *self.replicates_], part.lr, part.fit_steps, built.get(part)
+            )
             log_curves = part.per_point(np.log(curves))  # at every point, bins or not
             error = np.abs(log_curves[0] - part.log_loss)
             with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of a noiseless fit: dropped
@@ -986,6 +1030,9 @@ class FitProblem:
     data: list[FitPoints]  # the points the parts were made of
     weights: np.ndarray  # of each residual: the square root of the points its row stands for
     mix: Any = None  # sparse: the curve at the rows -> the rows' model values (coarse parts)
+    # The parts' features as one (`Law.merged_features`), if the law has it, and where its curve
+    # splits into the parts'.
+    merged: tuple[Any, np.ndarray] | None = None
     # The parts' curves and Jacobians at the last point evaluated: the solver asks for the
     # Jacobian where it has just evaluated the residuals, and a law computes both in one pass.
     _last: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -1008,7 +1055,13 @@ class FitProblem:
         for (so the residuals and the Jacobian at one point cost one evaluation)."""
         key = np.asarray(theta, dtype=np.float64).tobytes()
         if self._last.get("key") != key:
-            curves = [self.law.curve_and_jacobian(theta, features) for features, _ in self.parts]
+            if self.merged is None:
+                curves = [self.law.curve_and_jacobian(theta, f) for f, _ in self.parts]
+            else:  # one evaluation of every part, split into the parts' rows
+                features, ends = self.merged
+                curve, block = self.law.curve_and_jacobian(theta, features)
+                blocks = [None] * len(self.parts) if block is None else np.split(block, ends)
+                curves = list(zip(np.split(curve, ends), blocks, strict=True))
             self._last.update(key=key, curves=curves)
         return self._last["curves"]
 

@@ -101,6 +101,19 @@ class DropQuadrature:
         return self.owner_sums(values * self.weights)
 
 
+def merge_quadratures(quadratures: list[DropQuadrature]) -> DropQuadrature:
+    """One quadrature whose points are those of `quadratures`, in order: evaluating it once costs
+    the per-call work of numpy (a few microseconds a call, tens of calls an evaluation) once
+    rather than once per curve, and gives each node's value as it would alone."""
+    fields = [field.name for field in dataclasses.fields(DropQuadrature)]
+    return DropQuadrature(
+        *(
+            np.concatenate([getattr(quadrature, name) for quadrature in quadratures])
+            for name in fields
+        )
+    )
+
+
 def _prefix(values: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(values)])
 
