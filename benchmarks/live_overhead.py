@@ -1,22 +1,32 @@
 """What live forecasts cost the training loop (issue 15: "the step-time overhead is under 1%").
 
-    nice -n 5 python benchmarks/live_overhead.py [--parts loop,trainers] [--pairs 30]
-        [--block 50] [--threads 1,2]
+    nice -n 5 python benchmarks/live_overhead.py [--parts loop,trainers] [--quads 18]
+        [--discard 1] [--block 50] [--threads 1] [--no-placebo]
 
 The default `lrlab.integrations.Forecaster` (fits in a child process at niceness +10) beside the
 wind tunnel's model at width 64 (2 layers, batch 16x64, AdamW, bytes of the Python standard
 library's source), with the loss logged every 5 steps and a refit every 10 logs:
 
-- ``loop``, for each torch thread count in ``--threads``: the training process's added work,
+- ``loop``, for each torch thread count in ``--threads``: (a) the training process's added work,
   timed by itself - the time inside ``Forecaster.update`` (recording the point, handing every
   10th over, polling for a forecast) and the CPU time of the process's threads that feed the
   child and read its answers - as a fraction of the step time. It times only the added work, so
-  the machine's other load hardly moves it. Then the whole loop's wall-clock time with and
-  without forecasts, in short interleaved blocks (pairs AB, BA, AB, ...): the median and mean of
-  the per-pair ratios, each with a bootstrap 95% interval. During a block without forecasts the
+  the machine's other load hardly moves it. (b) The whole loop's wall-clock time with and
+  without forecasts, in quads of short blocks, without-with-with-without and then
+  with-without-without-with (a drift linear in time cancels within each quad), in three
+  configurations taking turns quad by quad: ``free`` (the scheduler places every process),
+  ``pinned`` (`os.sched_setaffinity`: the training process on one core, the child on another,
+  what a user with a spare core gets) and ``placebo`` (free, and its "with" blocks run without
+  forecasts: its ratio is the design's own bias, and its interval must contain 1). The first
+  ``--discard`` quads of each configuration are warm-up. During a block without forecasts the
   child is stopped (SIGSTOP; SIGCONT before a block with them), so that no fit runs beside it
   and all of the fitting lands in the blocks with forecasts, each of which hands a refit over at
-  its first logged step; the child's CPU seconds in those blocks show how much fitting ran.
+  its first logged step. Per quad the ratio of the with-blocks' time to the without-blocks';
+  the median and mean over the quads, each with a bootstrap 95% interval, and the verdict:
+  "overhead < 1%: established" when the median's interval lies below 1.01 and the placebo's
+  contains 1, each from `MIN_QUADS` quads or more. Also the step time by place in the quad (an
+  order effect shows there), the training thread's migrations and involuntary context switches
+  per arm, the child's CPU in its blocks, and how long ``close()`` took at the end.
 - ``trainers``: the added work, timed the same way, in a Hugging Face Trainer (GPT-2 at width
   64) and a Lightning loop (the tunnel's model) with their callbacks: the time inside every hook
   of the callback each step, and the feeding threads' CPU time, as a fraction of the step time;
@@ -45,6 +55,7 @@ LOG_EVERY = 5  # steps per logged loss
 REFIT_EVERY = 10  # logged points per refit
 WIDTH, LAYERS, BATCH, SEQ = 64, 2, 16, 64
 RESAMPLES = 10_000
+MIN_QUADS = 8  # kept quads a configuration needs for a verdict
 
 
 def corpus() -> Any:
@@ -70,6 +81,22 @@ def helper_cpu(live: Any = None) -> float:
     )
 
 
+def scheduling() -> tuple[int, int]:
+    """This thread's migrations between cores and involuntary context switches so far (Linux's
+    /proc/thread-self/sched; zeros where it is absent)."""
+    try:
+        text = Path("/proc/thread-self/sched").read_text()
+    except OSError:
+        return 0, 0
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        values[name.strip()] = value.strip()
+    names = ("se.nr_migrations", "nr_involuntary_switches")
+    migrations, preempted = (int(float(values.get(name) or 0)) for name in names)
+    return migrations, preempted
+
+
 def child_cpu(pid: int) -> float:
     """CPU seconds (user + system) of process `pid` so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -87,27 +114,28 @@ def bootstrap(values: list[float], statistic: Callable[[np.ndarray], float]) -> 
 
 # --- a plain loop -------------------------------------------------------------------------------
 
-
-def parents_session_forecaster(**options: Any) -> Any:
-    """A `Forecaster` whose child stays in the training process's session, niced but in its
-    autogroup: the child as it was before it got a session of its own (``--old-session``)."""
-    import subprocess
-
-    from lrlab.integrations import Forecaster
-
-    real = subprocess.Popen
-
-    def popen(*args: Any, **kwargs: Any) -> Any:
-        return real(*args, **{**kwargs, "start_new_session": False})
-
-    subprocess.Popen = popen  # type: ignore[assignment,misc]
-    try:
-        return Forecaster(**options)
-    finally:
-        subprocess.Popen = real  # type: ignore[misc]
+ARMS = ("without", "with")
+# Each configuration's quads alternate these orders: a drift linear in time cancels within a
+# quad, and each arm is first (after a block of the other configuration) equally often.
+ORDERS = (("without", "with", "with", "without"), ("with", "without", "without", "with"))
+# free: the scheduler places the training process and the child; pinned: the training process on
+# one core, the child on another (a user with a spare core); placebo: "with" blocks that are
+# "without" blocks (free), whose ratio shows the design's own bias.
+CONFIGURATIONS = ("free", "pinned", "placebo")
 
 
-def loop_part(threads: int, rounds: int, block: int, old_session: bool) -> None:
+def set_affinity(pid: int, cores: set[int]) -> None:
+    """Pin every thread of process `pid` (this one: 0) to `cores` (threads it starts later
+    inherit its affinity)."""
+    folder = Path(f"/proc/{pid or os.getpid()}/task")
+    for tid in folder.iterdir():
+        try:
+            os.sched_setaffinity(int(tid.name), cores)
+        except ProcessLookupError:  # a thread that has just ended
+            continue
+
+
+def loop_part(threads: int, quads: int, discard: int, block: int, placebo: bool) -> None:
     import torch
 
     from lrlab.integrations import Forecaster
@@ -120,17 +148,18 @@ def loop_part(threads: int, rounds: int, block: int, old_session: bool) -> None:
     model = Transformer(ModelConfig(d_model=WIDTH, n_layers=LAYERS, n_heads=4), 256, SEQ)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.0, betas=(0.9, 0.95))
     text = corpus()
-    forecasters: dict[str, Any] = {}
-    modes = ["without", "with"] + (["with, old session"] if old_session else [])
-    total = (len(modes) * (rounds + 2)) * block
+    cores = sorted(os.sched_getaffinity(0))
+    configurations = [c for c in CONFIGURATIONS if c != "pinned" or len(cores) > 1]
+    configurations = [c for c in configurations if c != "placebo" or placebo]
+    # Room for the warm-up's blocks too (a handful), so that no step lies beyond the plan.
+    total = (len(configurations) * (quads + discard) * 4 + 20) * block
     schedule = parse(f"cosine(peak=3e-3, total={total}, warmup=50, end_ratio=0.1)")
     state = {"step": 0}
-    calls: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes[1:]}
+    calls: list[tuple[float, float]] = []  # update()'s wall clock and thread CPU seconds
 
-    def run_block(mode: str, steps: int = block) -> tuple[float, float]:
-        """Wall-clock and process CPU seconds per step over `steps` steps; with forecasts, the
-        loss goes to the mode's forecaster every LOG_EVERY steps."""
-        live = forecasters.get(mode)
+    def run_block(live: Any, steps: int = block) -> tuple[float, float]:
+        """Wall-clock and process CPU seconds per step over `steps` steps; with a forecaster,
+        the loss goes to it every LOG_EVERY steps."""
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             step = state["step"]
@@ -146,81 +175,96 @@ def loop_part(threads: int, rounds: int, block: int, old_session: bool) -> None:
                 value, lr = loss.item(), optimizer.param_groups[0]["lr"]
                 began, began_cpu = time.perf_counter(), time.thread_time()
                 live.update(step, value, lr)
-                calls[mode].append((time.perf_counter() - began, time.thread_time() - began_cpu))
+                calls.append((time.perf_counter() - began, time.thread_time() - began_cpu))
             state["step"] = step + 1
         return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
-    def only(mode: str | None) -> None:
-        """Let the child of `mode` run and stop the others, mid-fit or idle: no fit runs beside
-        a block of another mode, and all of a child's fitting lands in its own blocks. None:
-        let every child run."""
-        for other, live in forecasters.items():
-            go = mode is None or other == mode
-            os.kill(live._background._child.pid, signal.SIGCONT if go else signal.SIGSTOP)
+    live = Forecaster(schedule=schedule, every=REFIT_EVERY)
+    child = live._background._child.pid
 
-    options = {"schedule": schedule, "every": REFIT_EVERY}
-    forecasters["with"] = Forecaster(**options)
-    if old_session:
-        forecasters["with, old session"] = parents_session_forecaster(**options)
-    # Warm-up, untimed: a block without forecasts; for each forecaster one block (its child's
-    # start and first fit), then points up to one short of a refit, so that each timed block
-    # with forecasts hands one over at its first logged step.
+    def place(configuration: str) -> None:
+        pinned = configuration == "pinned"
+        set_affinity(0, {cores[0]} if pinned else set(cores))
+        set_affinity(child, {cores[-1]} if pinned else set(cores))
+
+    # Warm-up, untimed: a block without forecasts; blocks with them until the law has points
+    # enough to fit (before, a "fit" is a count), then points up to one short of a refit, so
+    # that each timed block with forecasts hands one over at its first logged step.
+    run_block(None)
+    run_block(live)
+    while (live._background.wait(600) or {}).get("status", "waiting") == "waiting":
+        run_block(live)
+    run_block(live, (REFIT_EVERY - 1) * LOG_EVERY)
+    live._background.wait(600)
+    calls.clear()
+    helpers = helper_cpu(live)
+    rows: list[dict[str, Any]] = []
     try:
-        only("without")
-        run_block("without")
-        for mode, live in forecasters.items():
-            only(mode)
-            run_block(mode)
-            run_block(mode, (REFIT_EVERY - 1) * LOG_EVERY)
-            live._background.wait(600)
-        for timings in calls.values():
-            timings.clear()
-        helpers = {mode: helper_cpu(live) for mode, live in forecasters.items()}
-        rows: list[dict[str, float]] = []
-        for round_ in range(rounds):
-            row: dict[str, float] = {}
-            turn = round_ % len(modes)
-            for mode in modes[turn:] + modes[:turn]:  # each mode in each place equally often
-                only(mode)
-                child = forecasters[mode]._background._child.pid if mode in forecasters else None
-                fitted = child_cpu(child) if child else 0.0
-                row[mode], row[f"{mode} cpu"] = run_block(mode)
-                row[f"{mode} child"] = child_cpu(child) - fitted if child else 0.0
+        for index in range((quads + discard) * len(configurations)):
+            configuration = configurations[index % len(configurations)]
+            quad = index // len(configurations)
+            order = ORDERS[quad % 2]
+            place(configuration)
+            row: dict[str, Any] = {"configuration": configuration, "kept": quad >= discard}
+            for position, arm in enumerate(order):
+                forecasts = arm == "with" and configuration != "placebo"
+                # The child fits only in the blocks with forecasts: stopped in the others, mid-fit
+                # or idle, so that no fit runs beside them.
+                os.kill(child, signal.SIGCONT if forecasts else signal.SIGSTOP)
+                fitted, moved = child_cpu(child), scheduling()
+                wall, cpu = run_block(live if forecasts else None)
+                after = scheduling()
+                row.setdefault(arm, []).append(
+                    (wall, cpu, child_cpu(child) - fitted, position, after[0] - moved[0])
+                    + (after[1] - moved[1],)
+                )
             rows.append(row)
             print(
-                f"round {round_ + 1}/{rounds}: "
-                + ", ".join(f"{m} {row[m] * 1000:.1f} ms" for m in modes),
+                f"quad {index + 1} ({configuration}, {'-'.join(order)}"
+                f"{'' if row['kept'] else ', discarded'}): "
+                + ", ".join(
+                    f"{a} {statistics.mean(b[0] for b in row[a]) * 1000:.1f} ms" for a in ARMS
+                ),
                 file=sys.stderr,
                 flush=True,
             )
     finally:
-        only(None)  # a stopped child would never read the end of its input, nor exit
-    for mode, live in forecasters.items():
-        helpers[mode] = helper_cpu(live) - helpers[mode]
-        last = live.forecast()
-        live.close()
-        report_loop(threads, rounds, block, modes, mode, rows, calls[mode], helpers[mode], last)
+        os.kill(child, signal.SIGCONT)  # a stopped child would never read its stop request
+        place("free")
+    helpers = helper_cpu(live) - helpers
+    last = live.forecast()
+    began = time.perf_counter()
+    live.close()
+    closing = time.perf_counter() - began
+    # (a) counts every timed update, the discarded quads' too: their steps are the denominator.
+    steps_with = sum(len(r["with"]) for r in rows if r["configuration"] != "placebo") * block
+    kept = [r for r in rows if r["kept"]]
+    report_loop(threads, block, kept, calls, steps_with, helpers, last, closing)
+
+
+def quad_ratio(row: dict[str, Any], index: int) -> float:
+    """A quad's ratio with/without of its blocks' `index` (0: wall clock, 1: process CPU)."""
+    return sum(b[index] for b in row["with"]) / sum(b[index] for b in row["without"])
 
 
 def report_loop(
     threads: int,
-    rounds: int,
     block: int,
-    modes: list[str],
-    mode: str,
-    rows: list[dict[str, float]],
+    rows: list[dict[str, Any]],
     calls: list[tuple[float, float]],
+    steps_with: int,
     helpers: float,
     last: dict[str, Any] | None,
+    closing: float,
 ) -> None:
-    steps_with = rounds * block
-    without = [row["without"] for row in rows]
+    without = [b[0] for r in rows for b in r["without"]]
     base = statistics.median(without)
     print(
-        f"\nloop, {mode}: tunnel model d{WIDTH} x {LAYERS} layers, batch {BATCH}x{SEQ}, "
-        f"{threads} torch thread(s), {rounds} rounds of {block}-step blocks ({', '.join(modes)}; "
-        f"the order rotated each round), loss logged every {LOG_EVERY} steps, a refit every "
-        f"{REFIT_EVERY} logs (one per block with forecasts)"
+        f"\nloop: tunnel model d{WIDTH} x {LAYERS} layers, batch {BATCH}x{SEQ}, {threads} torch "
+        f"thread(s), {block}-step blocks in quads (without-with-with-without, then "
+        f"with-without-without-with), configurations taking turns quad by quad; loss logged every "
+        f"{LOG_EVERY} steps, a refit every {REFIT_EVERY} logs (one per block with forecasts); the "
+        "child stopped (SIGSTOP) in the blocks without"
     )
     print(
         f"  step time without forecasts: median {base * 1000:.1f} ms (blocks "
@@ -242,22 +286,71 @@ def report_loop(
         f"= {helpers / steps_with / base * 100:.4f}%; with update()'s CPU "
         f"{(cpu + helpers / steps_with) / base * 100:.4f}% of the step"
     )
-    for label, key in (("wall clock", ""), ("process CPU", " cpu")):
-        ratios = [row[mode + key] / row["without" + key] for row in rows]
-        median, low, high = bootstrap(ratios, np.median)
-        mean, mean_low, mean_high = bootstrap(ratios, np.mean)
+    print("  (b) the whole loop, with/without per quad; median and mean, bootstrap 95% intervals:")
+    verdicts = []
+    for configuration in CONFIGURATIONS:
+        group = [r for r in rows if r["configuration"] == configuration]
+        if not group:
+            continue
+        for label, index in (("wall clock", 0), ("process CPU", 1)):
+            ratios = [quad_ratio(r, index) for r in group]
+            median, low, high = bootstrap(ratios, np.median)
+            mean, mean_low, mean_high = bootstrap(ratios, np.mean)
+            print(
+                f"      {configuration:8s} {label:11s}: median {median:.4f} [{low:.4f}, "
+                f"{high:.4f}], mean {mean:.4f} [{mean_low:.4f}, {mean_high:.4f}], {len(group)} "
+                f"quads, range {min(ratios):.3f}-{max(ratios):.3f}"
+            )
+            if index == 0:
+                verdicts.append((configuration, median, low, high, len(group)))
+        fitting = sum(b[2] for r in group for b in r["with"])
+        seconds = sum(b[0] for r in group for b in r["with"]) * block
+        by_position = [
+            statistics.median(b[0] / base for r in group for a in ARMS for b in r[a] if b[3] == p)
+            for p in range(4)
+        ]
+        # Per 100 steps, by arm: how often the training thread moved to another core, and how
+        # often it was preempted (a cause of a difference that is not the forecasts' work).
+        moves = {
+            arm: [
+                sum(b[k] for r in group for b in r[arm]) * 100 / (len(group) * 2 * block)
+                for k in (4, 5)
+            ]
+            for arm in ARMS
+        }
         print(
-            f"  (b) {label} ratio with/without: median {median:.4f} [95% {low:.4f}, {high:.4f}]"
-            f", mean {mean:.4f} [{mean_low:.4f}, {mean_high:.4f}], per-round range "
-            f"{min(ratios):.3f}-{max(ratios):.3f}"
+            f"      {configuration:8s} child's CPU in the blocks with: {fitting:.1f} s in "
+            f"{seconds:.0f} s ({fitting / seconds * 100:.0f}% of a core); step time by place in "
+            f"the quad / base: {', '.join(f'{v:.3f}' for v in by_position)}; per 100 steps, "
+            "training thread's migrations / involuntary switches: "
+            + ", ".join(f"{arm} {m[0]:.1f} / {m[1]:.1f}" for arm, m in moves.items())
         )
-    fitting = sum(row[f"{mode} child"] for row in rows)
-    seconds_with = sum(row[mode] for row in rows) * block
+    placebo = next((v for v in verdicts if v[0] == "placebo"), None)
+    for configuration, median, low, high, count in verdicts:
+        if configuration == "placebo":
+            continue
+        # No verdict without a check of the design, or from too few quads to resample.
+        if placebo is None:
+            caveat = " (no placebo: the design's own bias unchecked)"
+        elif min(count, placebo[4]) < MIN_QUADS:
+            caveat = f" (fewer than {MIN_QUADS} quads)"
+        elif not placebo[2] <= 1 <= placebo[3]:
+            caveat = " (the placebo's interval excludes 1: the design is biased)"
+        else:
+            caveat = ""
+        met = high < 1.01 and not caveat
+        if high < 1:  # the forecasts' work cannot speed the loop up: the machine differs
+            caveat += (
+                " (faster with forecasts: something else differs between the arms; see the "
+                "migrations and the step time by place)"
+            )
+        print(
+            f"  overhead < 1% ({configuration}): {'established' if met else 'not established'}, "
+            f"wall-clock ratio median {median:.4f}, interval [{low:.4f}, {high:.4f}]{caveat}"
+        )
     print(
-        f"  its child fitted for {fitting:.1f} CPU s during the {seconds_with:.0f} s of its blocks "
-        f"({fitting / seconds_with * 100:.1f}% of a core), and was stopped during the others; "
-        f"last forecast at step {last['step'] if last else None} "
-        f"({last['status'] if last else 'none'})"
+        f"  close() at the end: {closing:.2f} s; last forecast at step "
+        f"{last['step'] if last else None} ({last['status'] if last else 'none'})"
     )
 
 
@@ -408,14 +501,15 @@ def lightning_part(steps: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="loop,trainers")
-    parser.add_argument("--rounds", type=int, default=30, help="loop: blocks per mode")
+    parser.add_argument("--quads", type=int, default=18, help="loop: quads per configuration")
     parser.add_argument(
-        "--old-session",
-        action="store_true",
-        help="loop: also the child in the training process's session, as before",
+        "--discard", type=int, default=1, help="loop: first quads of each configuration not kept"
+    )
+    parser.add_argument(
+        "--no-placebo", action="store_true", help="loop: leave out the placebo configuration"
     )
     parser.add_argument("--block", type=int, default=LOG_EVERY * REFIT_EVERY, help="steps")
-    parser.add_argument("--threads", default="1,2", help="loop: torch thread counts")
+    parser.add_argument("--threads", default="1", help="loop: torch thread counts")
     parser.add_argument("--trainer-steps", type=int, default=300)
     args = parser.parse_args()
     # On `kill`, unwind (and run the `finally` that lets stopped children go) instead of dying.
@@ -431,7 +525,7 @@ def main() -> int:
     began = time.perf_counter()
     if "loop" in parts:
         for threads in (int(t) for t in args.threads.split(",")):
-            loop_part(threads, args.rounds, args.block, args.old_session)
+            loop_part(threads, args.quads, args.discard, args.block, not args.no_placebo)
             print(f"  load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if "trainers" in parts:
         import torch

@@ -9,19 +9,23 @@ import csv
 import json
 import os
 import queue
+import signal
 import this  # the Zen of Python, rot13-encoded: real text without a download
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from live_helpers import curve, truth_final
+from live_helpers import curve, run_until, truth_final, truth_law
 from lrlab.errors import LrlabError
 from lrlab.integrations import METRIC_NAMES, Forecaster, forecast_metrics
+from lrlab.laws.prior import DecayPrior
 from lrlab.live import background as background_module
 from lrlab.runs.tensorboard import read_scalars
 
 COSINE = "cosine(peak=3e-4, total=8000, warmup=400, end_ratio=0.1)"
+WSD = "wsd(peak=3e-4, total=8000, warmup=400, cooldown_fraction=0.2)"
 ZEN = codecs.decode(this.s, "rot13").encode("utf-8")
 
 
@@ -111,6 +115,110 @@ def test_the_fitting_process_runs_at_the_niceness_asked() -> None:
             Forecaster(schedule=COSINE, niceness=bad)
 
 
+def group_members(group: int) -> list[int]:
+    """The processes still in process group `group` (a fitting child's forked workers)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.isdigit() and int(fields[2]) == group:
+            members.append(int(entry))
+    return members
+
+
+def test_close_returns_promptly_while_the_child_is_in_a_fit(tmp_path) -> None:
+    # close() once waited for a fit in progress (5 s and more) before it killed the child: a
+    # trainer hung that long at its end. Now the child is stopped after a short grace, and the
+    # forecast file keeps the last forecast written in full.
+    steps, loss, _ = curve(COSINE, 8000, every=10)
+    path = tmp_path / "forecast.json"
+    live = Forecaster(
+        schedule=COSINE, every=1000, json_path=path, law="mpl", niceness=0, background="process"
+    )
+    for step, value in zip(steps[:400], loss[:400], strict=True):
+        live.update(int(step), float(value))
+    first = live.forecast(wait=True, timeout=600)
+    assert first["status"] == "forecast"
+    child = live._background._child
+    for step, value in zip(steps[400:], loss[400:], strict=True):
+        live.update(int(step), float(value))
+    live.flush()  # a fit of all 799 points: seconds of CPU
+    time.sleep(0.3)  # the child has the points and is fitting
+    began = time.perf_counter()
+    live.close()
+    assert time.perf_counter() - began < 2.0  # it was 5 s and more
+    # Stopped in its fit (SIGTERM unwinds it: exit status 128 + 15; killed if that is slow on a
+    # busy machine), reaped, with no forked worker left.
+    assert child.returncode in (128 + signal.SIGTERM, -signal.SIGKILL)
+    assert group_members(child.pid) == []
+    assert live.forecast() == first == json.loads(path.read_text())
+    assert os.listdir(tmp_path) == ["forecast.json"]  # no temporary file left behind
+    began = time.perf_counter()
+    live.close()  # a second close does nothing
+    assert time.perf_counter() - began < 0.1
+
+
+def test_close_of_an_idle_child_lets_it_exit_by_itself() -> None:
+    with Forecaster(schedule=COSINE, every=10, law="power", niceness=0) as live:
+        steps, loss, _ = curve(COSINE, 8000, every=40)
+        for step, value in zip(steps[:10], loss[:10], strict=True):
+            live.update(int(step), float(value))
+        live.forecast(wait=True, timeout=600)
+    assert live._background._child.returncode == 0
+
+
+def prior_file(tmp_path) -> Path:
+    """A decay prior of the test curves' own response, learnt from a cosine run, saved."""
+    member = DecayPrior.member(truth_law(), [run_until(COSINE, 8000, 7999)], "cosine", "other")
+    return DecayPrior((member,)).save(tmp_path / "prior.json")
+
+
+@pytest.mark.parametrize(
+    ("background", "kind"),
+    [("process", "object"), ("process", "file"), ("thread", "default"), ("thread", "none")],
+)
+def test_the_decay_prior_reaches_the_forecast(tmp_path, background, kind) -> None:
+    """A WSD run in its stable phase: with a decay prior (a `DecayPrior`, a file, or lrlab's
+    "default", as `lrlab watch --prior`) a forecast, from the prior; without, none yet."""
+    path = prior_file(tmp_path)
+    prior = {
+        "object": DecayPrior.load(path),
+        "file": path,
+        "default": "default",
+        "none": None,
+    }[kind]
+    seen = run_until(WSD, 8000, 4000, every=40)
+    json_path = tmp_path / "forecast.json"
+    with Forecaster(
+        schedule=WSD,
+        every=1000,
+        json_path=json_path,
+        background=background,
+        niceness=0,
+        prior=prior,
+        max_band=10.0,
+    ) as live:
+        for step, value in zip(seen.steps, seen.loss, strict=True):
+            live.update(int(step), float(value))
+        result = live.forecast(wait=True, timeout=600)
+    assert json.loads(json_path.read_text()) == result
+    if prior is None:
+        assert result["status"] == "unstable" and result["decay_prior"] is False
+        return
+    assert result["status"] == "forecast" and result["decay_prior"] is True
+    if kind != "default":  # the prior is the generator's own response: close to the truth
+        assert abs(result["final_loss"] / truth_final(WSD, 8000) - 1) < 0.004
+
+
+def test_a_bad_decay_prior_is_an_error_in_the_caller(tmp_path) -> None:
+    # Not in the background, where it would only show as forecasts that never come.
+    missing = tmp_path / "missing.json"
+    with pytest.raises(LrlabError, match="missing.json: cannot read a decay prior"):
+        Forecaster(schedule=WSD, prior=missing)
+
+
 def test_forecaster_needs_an_lr_or_a_schedule() -> None:
     with (
         Forecaster(total_steps=100, background="thread") as live,
@@ -197,6 +305,69 @@ def test_huggingface_trainer_logs_forecasts_to_its_loggers(tmp_path) -> None:
     assert schedule(np.array([0, 5, 100, 119])) == pytest.approx(expected)
 
 
+def test_huggingface_trainer_forecasts_before_the_decay_with_a_prior(tmp_path) -> None:
+    """`prior=` reaches the forecasts: in the stable phase of the Trainer's own WSD schedule,
+    forecasts from the decay prior reach its loggers and the JSON file says so."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    pytest.importorskip("tensorboard")
+    from lrlab.integrations import TrainerForecastCallback, add_forecast_callback
+
+    block = 32
+    ids = torch.tensor(list(ZEN))
+    blocks = ids[: len(ids) // block * block].view(-1, block)
+    data = [{"input_ids": b, "labels": b} for b in blocks]
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=256, n_positions=block, n_embd=16, n_layer=1, n_head=2
+    )
+    seen: list[tuple[int, bool]] = []  # (step, decay_prior) of the JSON file at each log
+
+    class Spy(transformers.TrainerCallback):
+        """Reads the forecast file as a user would, and lets the fits keep up."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            time.sleep(0.01)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            path = tmp_path / "lrlab_forecast.json"
+            if path.exists():
+                saved = json.loads(path.read_text())
+                seen.append((saved["step"], saved["decay_prior"]))
+
+    decay = 90  # the WSD schedule's decay begins here
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=120,
+        per_device_train_batch_size=4,
+        learning_rate=3e-3,
+        lr_scheduler_type="warmup_stable_decay",
+        lr_scheduler_kwargs={"num_decay_steps": 120 - decay},
+        warmup_steps=10,
+        logging_steps=2,
+        save_strategy="no",
+        report_to=["tensorboard"],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    trainer = transformers.Trainer(
+        model=transformers.GPT2LMHeadModel(config), args=args, train_dataset=data, callbacks=[Spy]
+    )
+    # In a child process (niceness 0: the test is about the answer, not the machine's load), so
+    # that the prior's fits, a few per refit, leave the training thread's interpreter lock alone.
+    callback = TrainerForecastCallback(
+        every=3, law="power", niceness=0, max_band=10.0, prior="default"
+    )
+    add_forecast_callback(trainer, callback)
+    trainer.train()
+
+    assert any(step < decay and from_prior for step, from_prior in seen), seen
+    scalars = [row for file in sorted(tmp_path.rglob("*tfevents*")) for row in read_scalars(file)]
+    early = [step for _, step, tag, _ in scalars if tag == "train/forecast/final_loss"]
+    assert min(early) < decay  # without the prior, no forecast before the decay has begun
+
+
 # --- Lightning ------------------------------------------------------------------------------
 
 
@@ -248,3 +419,67 @@ def test_lightning_loop_logs_forecasts_to_its_loggers(tmp_path) -> None:
     assert all(float(r["forecast/low"]) <= float(r["forecast/final_loss"]) for r in rows)
     saved = json.loads((tmp_path / "run" / "version_0" / "lrlab_forecast.json").read_text())
     assert saved["total_steps"] == 300 and saved["law"] == "power"
+
+
+def test_lightning_loop_forecasts_before_the_decay_with_a_prior(tmp_path) -> None:
+    """`prior=` reaches the forecasts in a Lightning loop on a warmup-stable-decay schedule."""
+    torch = pytest.importorskip("torch")
+    lightning = pytest.importorskip("lightning", reason="the lightning extra is not installed")
+    from lightning.pytorch.loggers import CSVLogger
+
+    from lrlab.integrations import LightningForecastCallback
+
+    text = torch.tensor(list(ZEN))
+    pairs = torch.utils.data.TensorDataset(text[:-1], text[1:])
+    decay, total = 240, 300
+    folder = tmp_path / "run" / "version_0"
+    seen: list[tuple[int, bool]] = []  # (step, decay_prior) of the JSON file after each batch
+
+    def wsd(step: int) -> float:
+        return min(1.0, step / 20, (total - step) / (total - decay))
+
+    class Bigram(lightning.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = torch.nn.Embedding(256, 256)
+
+        def training_step(self, batch, batch_idx):
+            time.sleep(0.005)  # a real step takes longer: let the fits keep up
+            inputs, targets = batch
+            return torch.nn.functional.cross_entropy(self.table(inputs), targets)
+
+        def on_train_batch_end(self, outputs, batch, batch_idx):
+            if (folder / "lrlab_forecast.json").exists():
+                saved = json.loads((folder / "lrlab_forecast.json").read_text())
+                seen.append((saved["step"], saved["decay_prior"]))
+
+        def configure_optimizers(self):
+            optimizer = torch.optim.SGD(self.parameters(), lr=1.0)
+            plan = torch.optim.lr_scheduler.LambdaLR(optimizer, wsd)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plan, "interval": "step"}}
+
+    torch.manual_seed(0)
+    callback = LightningForecastCallback(
+        every=3,
+        law="power",
+        niceness=0,  # a child process, as above
+        max_band=10.0,
+        log_every_n_steps=2,
+        prior="default",
+    )
+    trainer = lightning.Trainer(
+        max_steps=total,
+        logger=CSVLogger(str(tmp_path), name="run"),
+        callbacks=[callback],
+        log_every_n_steps=2,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+    )
+    trainer.fit(Bigram(), torch.utils.data.DataLoader(pairs, batch_size=64, shuffle=True))
+
+    assert any(step < decay and from_prior for step, from_prior in seen), seen[-5:]
+    with open(folder / "metrics.csv") as file:
+        steps = [int(r["step"]) for r in csv.DictReader(file) if r.get("forecast/final_loss")]
+    assert min(steps) < decay  # without the prior, no forecast before the decay has begun

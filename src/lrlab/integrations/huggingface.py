@@ -31,6 +31,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from lrlab.integrations.loop import Forecaster, forecast_metrics
+from lrlab.laws.prior import DecayPrior
 from lrlab.schedules import Schedule, Table, from_spec
 
 JSON_NAME = "lrlab_forecast.json"
@@ -52,8 +53,10 @@ class TrainerForecastCallback(TrainerCallback):
     """Forecast the run's final loss while the Trainer trains (module docstring).
 
     `schedule` and `total_steps` default to the Trainer's; `every` is logging steps per refit;
-    `json_name` the file written in ``output_dir``; the other options go to
-    `lrlab.integrations.Forecaster` (`law`, `reference`, `cooldown`, `background`, ...).
+    `json_name` the file written in ``output_dir``; `prior` the decay prior (None, ``"default"``
+    or a file, as ``lrlab watch --prior``: a forecast before the run's decay begins); the other
+    options go to `lrlab.integrations.Forecaster` (`law`, `reference`, `cooldown`, `background`,
+    ...).
     """
 
     def __init__(
@@ -63,10 +66,12 @@ class TrainerForecastCallback(TrainerCallback):
         total_steps: int | None = None,
         every: int = 5,
         json_name: str = JSON_NAME,
+        prior: DecayPrior | str | Path | None = None,
         **options: Any,
     ) -> None:
         self.schedule, self.total_steps, self.every = schedule, total_steps, every
         self.json_name, self.options = json_name, options
+        self.prior = prior
         self.forecaster: Forecaster | None = None
         self._fresh: dict[str, Any] | None = None
 
@@ -80,6 +85,7 @@ class TrainerForecastCallback(TrainerCallback):
             schedule=schedule,
             every=self.every,
             json_path=Path(args.output_dir) / self.json_name,
+            prior=self.prior,
             **self.options,
         )
 

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lrlab.integrations.huggingface import JSON_NAME, scheduler_schedule
 from lrlab.integrations.loop import Forecaster, forecast_metrics
+from lrlab.laws.prior import DecayPrior
 from lrlab.schedules import Schedule
 
 
@@ -32,7 +33,9 @@ class LightningForecastCallback(Callback):
     """Forecast the run's final loss while Lightning trains (module docstring).
 
     `schedule` and `total_steps` default to the Trainer's (``max_steps``, else its estimate of
-    the stepping batches); the other options go to `lrlab.integrations.Forecaster`.
+    the stepping batches); `prior` the decay prior (None, ``"default"`` or a file, as ``lrlab
+    watch --prior``: a forecast before the run's decay begins); the other options go to
+    `lrlab.integrations.Forecaster`.
     """
 
     def __init__(
@@ -43,10 +46,12 @@ class LightningForecastCallback(Callback):
         every: int = 5,
         log_every_n_steps: int | None = None,
         json_name: str = JSON_NAME,
+        prior: DecayPrior | str | Path | None = None,
         **options: Any,
     ) -> None:
         self.schedule, self.total_steps, self.every = schedule, total_steps, every
         self.log_every_n_steps, self.json_name, self.options = log_every_n_steps, json_name, options
+        self.prior = prior
         self.forecaster: Forecaster | None = None
         self._lr = 0.0
 
@@ -64,6 +69,7 @@ class LightningForecastCallback(Callback):
             schedule=schedule,
             every=self.every,
             json_path=folder / self.json_name,
+            prior=self.prior,
             **self.options,
         )
 

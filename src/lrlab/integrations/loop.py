@@ -25,6 +25,7 @@ from typing import Any, Self
 
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_SINGLE_LAW, Law
+from lrlab.laws.prior import DecayPrior
 from lrlab.live.background import NICENESS, BackgroundForecaster
 from lrlab.schedules import Schedule, from_spec
 
@@ -64,9 +65,13 @@ class Forecaster:
     one, the logged LR is interpolated and held at its last value up to `total_steps` (default:
     the schedule's total). `every`: points per refit. `background`: ``process`` (a child process
     at a lower priority, the default) or ``thread``; `niceness`: how much lower the child's
-    priority is (0-19; 0 where every core is busy and forecasts must not lag). The other options
-    are those of `lrlab.live.LiveForecaster` (`law`, `reference`, `cooldown`, `level`,
-    `min_points`, `max_band`, `fallback`).
+    priority is (0-19; 0 where every core is busy and forecasts must not lag). `prior`: the
+    decay prior, as ``lrlab watch --prior``: None (the default: no forecast until the run's decay
+    has begun), ``"default"`` (lrlab's, `lrlab.laws.prior.default_prior`), a prior file or a
+    `DecayPrior`; without a `reference`, a run whose decay has not begun is then forecast with it
+    (the forecast's ``decay_prior`` is true). The other options are those of
+    `lrlab.live.LiveForecaster` (`law`, `reference`, `cooldown`, `level`, `min_points`,
+    `max_band`, `fallback`).
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Forecaster:
         min_points: int | None = None,
         max_band: float = 0.2,
         fallback: Sequence[str] | None = None,
+        prior: DecayPrior | str | Path | None = None,
     ) -> None:
         if every < 1:
             raise LrlabError(f"every must be at least 1, got {every}")
@@ -99,6 +105,8 @@ class Forecaster:
             "min_points": min_points,
             "max_band": max_band,
             "fallback": None if fallback is None else list(fallback),
+            # A file is read where the fits run; "default" and a `DecayPrior` travel as they are.
+            "prior": str(prior) if isinstance(prior, Path) else prior,
         }
         self.every = every
         self.has_schedule = spec is not None
@@ -141,7 +149,8 @@ class Forecaster:
         return self._background.latest()
 
     def close(self) -> None:
-        """Stop the background fitter."""
+        """Stop the background fitter (within about a second: a fit in progress is abandoned;
+        `BackgroundForecaster.close`)."""
         self._background.close()
 
     def __enter__(self) -> Self:

@@ -19,11 +19,13 @@ next fit starts from all of them, so fits never queue up behind a fast loop. Eac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -43,6 +45,7 @@ from lrlab.runs.per_step_lr import lr_from_logged, lr_from_schedule
 
 MODES = ("process", "thread")
 NICENESS = 10  # the fitting process yields the CPU to the training loop on a busy machine
+CLOSE_GRACE = 0.5  # seconds `close` gives a child in a fit, twice at most, before it stops it
 THREAD_NAMES = ("lrlab-forecast-fitter", "lrlab-forecast-feeder", "lrlab-forecast-reader")
 
 
@@ -186,16 +189,39 @@ class BackgroundForecaster:
             self._changed.wait_for(lambda: self._done >= self._asked, timeout)
             return self._latest
 
-    def close(self) -> None:
-        """Stop the worker (a fit in progress is abandoned)."""
+    def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stop the fitter, within about `grace` seconds (a trainer must not hang at its end).
+
+        Process mode: the child is asked to stop; one still in a fit after `grace` seconds is
+        terminated (SIGTERM: the fit is abandoned, and a forecast file it was writing is not
+        left half-written, `atomic_write`), then killed with its own forked workers (its process
+        group) if it has not exited `grace` seconds later. The child is reaped either way: no
+        zombie is left. `json_path` keeps the last forecast written in full. Thread mode: the
+        thread is asked to stop and not waited for (a daemon, it ends with the process; a fit in
+        progress may still write its forecast).
+        """
         self._inbox.put(("stop",))
-        if self.mode == "process":
-            self._worker.join(timeout=5)
+        if self.mode != "process":
+            return
+        child, deadline = self._child, time.monotonic() + grace
+        self._worker.join(timeout=grace)  # the feeder forwards the stop
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.terminate()
             try:
-                self._child.wait(timeout=5)
+                child.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                self._child.kill()
-                self._child.wait()
+                # Still unreaped, so its process group's id cannot have been reused.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        # The child is gone: the feeder's writes fail and the reader meets the end of its pipe.
+        for thread, stream in ((self._worker, child.stdin), (self._reader, child.stdout)):
+            thread.join(timeout=grace)
+            if stream is not None and not thread.is_alive():  # closing waits for a user
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def _publish(self, result: dict[str, Any] | None, answered: int) -> None:
         with self._changed:
