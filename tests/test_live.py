@@ -340,6 +340,41 @@ def test_a_law_the_points_cannot_pin_down_gives_way_to_a_smaller_one() -> None:
     assert "undetermined" in alone.notes[-1]
 
 
+def test_a_decay_begun_but_not_finished_is_forecast_with_the_decay_law() -> None:
+    """A cosine run at half its length has lowered its LR and will lower it further: without a
+    reference the first law tried is `DECAY_LAW` (auto), with a note; it needs points for its
+    three weights only. Without a fallback, or with ``decay_law=None``, the chosen law is
+    tried first as before."""
+    seen = run_until(COSINE, 8000, 4000, every=40)
+    result = LiveForecaster(schedule=COSINE, whatifs=False).forecast(seen)
+    assert result.status == "forecast" and result.law_name == "auto", result.notes
+    assert "has begun its decay" in result.notes[0] and "'auto'" in result.notes[0]
+    assert abs(result.final_loss / truth_final(COSINE, 8000) - 1) < 0.01
+    early = LiveForecaster(schedule=COSINE).forecast(run_until(COSINE, 8000, 3000, every=300))
+    assert early.status == "waiting" and early.law_name == "auto" and early.needed == 12 - 10
+    for options in ({"decay_law": None}, {"fallback": ()}):
+        plain = LiveForecaster(schedule=COSINE, whatifs=False, **options)
+        assert plain.decay_chain == ()
+        assert plain.forecast(seen).law_name != "auto"
+
+
+def test_the_decay_law_is_only_for_a_partial_decay_without_a_reference() -> None:
+    """A run planned to stay at its LR, or one whose decay is complete, is fitted with the
+    chosen law as before; a reference fit holds the response, and no decay law is tried."""
+    constant = "constant(peak=3e-4, warmup=400)"
+    forecaster = LiveForecaster(schedule=constant, total_steps=8000, whatifs=False)
+    assert forecaster.decay_chain[0].name == "auto"
+    held = forecaster.forecast(run_until(constant, 8000, 4000, every=40))
+    assert held.law_name != "auto" and "has begun its decay" not in " ".join(held.notes)
+    cosine = LiveForecaster(schedule=COSINE, whatifs=False)
+    done = cosine.forecast(run_until(COSINE, 8000, 7960, every=40))  # nothing lower to come
+    assert done.law_name != "auto" and "has begun its decay" not in " ".join(done.notes)
+    reference = get_law("mpl", bands=False).fit([run_until(COSINE, 8000, 7999, every=40)])
+    assert LiveForecaster(schedule=COSINE, reference=reference).decay_chain == ()
+    for law in ("mpl", "momentum"):  # a law chosen other than the default is kept
+        assert LiveForecaster(schedule=COSINE, law=law).decay_chain == ()
+
+
 def test_total_steps_are_needed_without_a_schedule_total() -> None:
     with pytest.raises(LrlabError, match="--total-steps"):
         LiveForecaster(schedule="constant(peak=1e-3, warmup=10)")

@@ -28,7 +28,11 @@ extrapolation, and say so. A `reference` fit (an earlier fit of the same kind of
 spread of the reference's replicate fits widens the bands (`lrlab.live.whatif.HeldSpread`).
 
 Without a reference, a law that the points seen cannot pin down (`pinned_down`), or whose band
-is too wide, gives way to a smaller one (`FALLBACK_LAWS`), and a note says so.
+is too wide, gives way to a smaller one (`FALLBACK_LAWS`), and a note says so. While the run has
+begun its decay and the plan goes lower than it has (a cosine run at half its length), the first
+law tried is `DECAY_LAW` (``auto``, an average of lrlab, mpl and momentum) in place of the default
+``lrlab``: on development cells it extrapolated such a decay better (docs/laws.md, "Tenth round,
+live").
 """
 
 from __future__ import annotations
@@ -71,6 +75,11 @@ UNSEEN_DECAY = 0.1
 # points seen (or its band is too wide): each one smaller, so needing less of the run. Chosen on
 # training-only evidence (docs/laws.md, "Seventh round").
 FALLBACK_LAWS = ("mpl", "momentum", "power")
+# Without a reference, the law tried first in place of `DEFAULT_SINGLE_LAW` while the run has
+# begun its decay and the plan goes lower than it has: a partial decay, extrapolated. Chosen on
+# development cells by a rule written down first, against that law only (docs/laws.md, "Tenth
+# round, live"), so another chosen law is kept.
+DECAY_LAW = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,8 +183,11 @@ class LiveForecaster:
     band level; `whatifs=False` skips them. `fallback`: without a reference, the laws (names)
     tried in turn, those smaller than `law` only, when a fit leaves a third of its parameters
     undetermined (`pinned_down`) or its band is wider than `max_band` (default
-    `FALLBACK_LAWS`; ``()``: none). `prior`: without a reference, the response to a decay the
-    run has not begun (a `DecayPrior` or its file; ``"default"``: lrlab's, `default_prior`;
+    `FALLBACK_LAWS`; ``()``: none). `decay_law`: without a reference and with a fallback, the
+    law tried first (then the fallback laws smaller than it) in place of `law` when that is
+    `DEFAULT_SINGLE_LAW`, while the run has begun its decay and the plan goes lower than it has
+    (default `DECAY_LAW`; None: `law`). `prior`: without a reference, the response to a decay
+    the run has not begun (a `DecayPrior` or its file; ``"default"``: lrlab's, `default_prior`;
     None, the default: no forecast of such a decay).
     """
 
@@ -194,6 +206,7 @@ class LiveForecaster:
         whatifs: bool = True,
         fallback: Sequence[str] | None = None,
         prior: DecayPrior | str | Path | None = None,
+        decay_law: str | Law | None = DECAY_LAW,
     ) -> None:
         self.schedule = None if schedule is None else from_spec(schedule)
         total = total_steps if total_steps is not None else schedule_total(self.schedule)
@@ -220,11 +233,20 @@ class LiveForecaster:
             names = FALLBACK_LAWS if fallback is None else fallback
             laws = [get_law(name, bands=bands) for name in names]
             # Only smaller laws: each step down needs less of the run.
-            self.fallback = tuple(
-                item for item in laws if len(item.param_names) < len(self.law.param_names)
-            )
-        free = len(self.law.param_names) - len(self.law.fixed_parameters())
+            self.fallback = _smaller(laws, self.law)
+        # A partial decay's chain: `decay_law`, then the fallback laws smaller than it.
+        self.decay_chain: tuple[Law, ...] = ()
+        if decay_law is not None and self._reference is None and self.fallback:
+            first = get_law(decay_law, bands=bands) if isinstance(decay_law, str) else decay_law
+            if self.law.name == DEFAULT_SINGLE_LAW:
+                self.decay_chain = (first, *_smaller(laws, first))
+        free = _free(self.law)
         self.min_points = int(min_points if min_points is not None else 3 * free + 3)
+        self.decay_min_points = (
+            self.min_points
+            if min_points is not None or not self.decay_chain
+            else 3 * _free(self.decay_chain[0]) + 3
+        )
         own = len(OWN_PARAMS)
         self.prior_min_points = int(min_points if min_points is not None else 3 * own + 3)
         if self.min_points <= free:
@@ -263,19 +285,24 @@ class LiveForecaster:
         }
         observed = run.lr[: int(run.steps[-1]) + 1]
         unseen = None
+        partial = False  # the run has begun its decay, and the plan goes lower than it has
         if not self.has_reference:
             plan = plan_whatifs(observed, self.schedule, self.total_steps, self.cooldown)[0]
             unseen = _extrapolation(observed, [plan.lr])
             if unseen is not None and unseen[0] <= 1 - UNSEEN_DECAY:
                 unseen = None  # the run has lowered its LR: its points say how the loss responds
+                partial = bool(self.decay_chain)
         with_prior = unseen is not None and self.prior is not None
         # A prior holds the response to the LR, as a reference fit does: only the run's own
         # power law is fitted, and needs as many points as with a reference.
         needed = self.prior_min_points if with_prior else self.min_points
+        chain = self.decay_chain if partial else (self.law, *self.fallback)
+        if partial:
+            needed = self.decay_min_points
         if points < needed:
             return LiveForecast(
                 **common,
-                law_name=PRIOR_LAW if with_prior else self.law.name,
+                law_name=PRIOR_LAW if with_prior else chain[0].name,
                 status="waiting",
                 needed=needed - points,
                 notes=tuple(notes),
@@ -298,7 +325,7 @@ class LiveForecaster:
                 **common, law_name=self.law.name, status="unstable", notes=tuple(notes)
             )
         refused: list[str] = []
-        for candidate in (self.law, *self.fallback):
+        for candidate in chain:
             law, scored, reason = self._attempt(candidate, run, observed, notes)
             if reason is None:
                 break
@@ -308,11 +335,17 @@ class LiveForecaster:
             notes += refused
             return LiveForecast(
                 **common,
-                law_name=self.law.name,
+                law_name=chain[0].name,
                 status="unstable",
                 notes=tuple(notes),
                 fit_seconds=seconds,
                 law=law,
+            )
+        if partial:
+            notes.append(
+                f"the run has begun its decay (its LR is at {observed[-1] / observed.max():.0%} "
+                f"of its peak) and the plan goes lower: forecast with law {chain[0].name!r}, "
+                f"which extrapolates such a decay better than {self.law.name!r}"
             )
         if refused:
             notes.append(f"{'; '.join(refused)}: forecast with law {law.name!r} instead")
@@ -479,6 +512,17 @@ class LiveForecaster:
                 )
                 return None
         return HeldSpread(tuple(refits), float(reference.band_scale_))
+
+
+def _smaller(laws: Sequence[Law], than: Law) -> tuple[Law, ...]:
+    """The laws of `laws` with fewer parameters than `than`: each step down needs less of the
+    run."""
+    return tuple(item for item in laws if len(item.param_names) < len(than.param_names))
+
+
+def _free(law: Law) -> int:
+    """How many parameters a fit of `law` determines."""
+    return len(law.param_names) - len(law.fixed_parameters())
 
 
 def _scored_forecast(
