@@ -255,6 +255,18 @@ def test_no_metrics_before_a_forecast() -> None:
 # --- Hugging Face ---------------------------------------------------------------------------
 
 
+def _zen_gpt2(torch, transformers):
+    """A one-layer GPT-2 of width 16 and its data: the Zen of Python in 32-byte blocks (seeded)."""
+    block = 32
+    ids = torch.tensor(list(ZEN))
+    blocks = ids[: len(ids) // block * block].view(-1, block)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=256, n_positions=block, n_embd=16, n_layer=1, n_head=2
+    )
+    return [{"input_ids": b, "labels": b} for b in blocks], config
+
+
 def test_huggingface_trainer_logs_forecasts_to_its_loggers(tmp_path) -> None:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -263,14 +275,7 @@ def test_huggingface_trainer_logs_forecasts_to_its_loggers(tmp_path) -> None:
     from lrlab.integrations import TrainerForecastCallback, add_forecast_callback
     from lrlab.integrations.huggingface import scheduler_schedule
 
-    block = 32
-    ids = torch.tensor(list(ZEN))
-    blocks = ids[: len(ids) // block * block].view(-1, block)
-    data = [{"input_ids": b, "labels": b} for b in blocks]
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=256, n_positions=block, n_embd=16, n_layer=1, n_head=2
-    )
+    data, config = _zen_gpt2(torch, transformers)
 
     class Slow(transformers.TrainerCallback):
         """A step of a real model takes longer than this one: let the fits keep up."""
@@ -321,14 +326,7 @@ def test_huggingface_trainer_forecasts_before_the_decay_with_a_prior(tmp_path) -
     pytest.importorskip("tensorboard")
     from lrlab.integrations import TrainerForecastCallback, add_forecast_callback
 
-    block = 32
-    ids = torch.tensor(list(ZEN))
-    blocks = ids[: len(ids) // block * block].view(-1, block)
-    data = [{"input_ids": b, "labels": b} for b in blocks]
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=256, n_positions=block, n_embd=16, n_layer=1, n_head=2
-    )
+    data, config = _zen_gpt2(torch, transformers)
     seen: list[tuple[int, bool]] = []  # (step, decay_prior) of the JSON file at each log
 
     class Spy(transformers.TrainerCallback):
@@ -453,7 +451,7 @@ def test_lightning_loop_forecasts_before_the_decay_with_a_prior(tmp_path) -> Non
             self.table = torch.nn.Embedding(256, 256)
 
         def training_step(self, batch, batch_idx):
-            if self.global_step == 100:  # the fits catch up in the stable phase
+            if self.global_step == 60:  # the fits catch up in the stable phase
                 callback.forecaster.forecast(wait=True, timeout=300)
             inputs, targets = batch
             return torch.nn.functional.cross_entropy(self.table(inputs), targets)
