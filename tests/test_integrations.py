@@ -255,8 +255,10 @@ def test_no_metrics_before_a_forecast() -> None:
 # --- Hugging Face ---------------------------------------------------------------------------
 
 
-def _zen_gpt2(torch, transformers):
-    """A one-layer GPT-2 of width 16 and its data: the Zen of Python in 32-byte blocks (seeded)."""
+def _zen_trainer(tmp_path, torch, transformers, spy, **schedule):
+    """A Trainer of a one-layer GPT-2 of width 16 for 120 steps on the Zen of Python in 32-byte
+    blocks (seeded), logging every 2 steps to TensorBoard, with the callback `spy` and the LR
+    schedule's `TrainingArguments` in `schedule`."""
     block = 32
     ids = torch.tensor(list(ZEN))
     blocks = ids[: len(ids) // block * block].view(-1, block)
@@ -264,7 +266,22 @@ def _zen_gpt2(torch, transformers):
     config = transformers.GPT2Config(
         vocab_size=256, n_positions=block, n_embd=16, n_layer=1, n_head=2
     )
-    return [{"input_ids": b, "labels": b} for b in blocks], config
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=120,
+        per_device_train_batch_size=4,
+        learning_rate=3e-3,
+        warmup_steps=10,
+        logging_steps=2,
+        save_strategy="no",
+        report_to=["tensorboard"],
+        use_cpu=True,
+        disable_tqdm=True,
+        **schedule,
+    )
+    data = [{"input_ids": b, "labels": b} for b in blocks]
+    model = transformers.GPT2LMHeadModel(config)
+    return transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[spy])
 
 
 def test_huggingface_trainer_logs_forecasts_to_its_loggers(tmp_path) -> None:
@@ -275,30 +292,13 @@ def test_huggingface_trainer_logs_forecasts_to_its_loggers(tmp_path) -> None:
     from lrlab.integrations import TrainerForecastCallback, add_forecast_callback
     from lrlab.integrations.huggingface import scheduler_schedule
 
-    data, config = _zen_gpt2(torch, transformers)
-
     class Slow(transformers.TrainerCallback):
         """A step of a real model takes longer than this one: let the fits keep up."""
 
         def on_step_end(self, args, state, control, **kwargs):
             time.sleep(0.01)
 
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=120,
-        per_device_train_batch_size=4,
-        learning_rate=3e-3,
-        lr_scheduler_type="cosine",
-        warmup_steps=10,
-        logging_steps=2,
-        save_strategy="no",
-        report_to=["tensorboard"],
-        use_cpu=True,
-        disable_tqdm=True,
-    )
-    trainer = transformers.Trainer(
-        model=transformers.GPT2LMHeadModel(config), args=args, train_dataset=data, callbacks=[Slow]
-    )
+    trainer = _zen_trainer(tmp_path, torch, transformers, Slow, lr_scheduler_type="cosine")
     callback = TrainerForecastCallback(every=3, law="power", background="thread", max_band=10.0)
     add_forecast_callback(trainer, callback)
     trainer.train()
@@ -326,7 +326,6 @@ def test_huggingface_trainer_forecasts_before_the_decay_with_a_prior(tmp_path) -
     pytest.importorskip("tensorboard")
     from lrlab.integrations import TrainerForecastCallback, add_forecast_callback
 
-    data, config = _zen_gpt2(torch, transformers)
     seen: list[tuple[int, bool]] = []  # (step, decay_prior) of the JSON file at each log
 
     class Spy(transformers.TrainerCallback):
@@ -344,22 +343,13 @@ def test_huggingface_trainer_forecasts_before_the_decay_with_a_prior(tmp_path) -
                 seen.append((saved["step"], saved["decay_prior"]))
 
     decay = 90  # the WSD schedule's decay begins here
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=120,
-        per_device_train_batch_size=4,
-        learning_rate=3e-3,
+    trainer = _zen_trainer(
+        tmp_path,
+        torch,
+        transformers,
+        Spy,
         lr_scheduler_type="warmup_stable_decay",
         lr_scheduler_kwargs={"num_decay_steps": 120 - decay},
-        warmup_steps=10,
-        logging_steps=2,
-        save_strategy="no",
-        report_to=["tensorboard"],
-        use_cpu=True,
-        disable_tqdm=True,
-    )
-    trainer = transformers.Trainer(
-        model=transformers.GPT2LMHeadModel(config), args=args, train_dataset=data, callbacks=[Spy]
     )
     # In a child process (niceness 0: the test is about the answer, not the machine's load), so
     # that the prior's fits, a few per refit, leave the training thread's interpreter lock alone.
@@ -378,15 +368,31 @@ def test_huggingface_trainer_forecasts_before_the_decay_with_a_prior(tmp_path) -
 # --- Lightning ------------------------------------------------------------------------------
 
 
-def test_lightning_loop_logs_forecasts_to_its_loggers(tmp_path) -> None:
-    torch = pytest.importorskip("torch")
-    lightning = pytest.importorskip("lightning", reason="the lightning extra is not installed")
+def _fit_on_zen(tmp_path, torch, lightning, module, callback, steps: int) -> None:
+    """Train `module` (a LightningModule class, built seeded) on the Zen of Python's byte pairs
+    for `steps` steps with `callback`, logging every 2 steps to a CSV logger in tmp_path/run."""
     from lightning.pytorch.loggers import CSVLogger
-
-    from lrlab.integrations import LightningForecastCallback
 
     text = torch.tensor(list(ZEN))
     pairs = torch.utils.data.TensorDataset(text[:-1], text[1:])
+    torch.manual_seed(0)
+    trainer = lightning.Trainer(
+        max_steps=steps,
+        logger=CSVLogger(str(tmp_path), name="run"),
+        callbacks=[callback],
+        log_every_n_steps=2,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module(), torch.utils.data.DataLoader(pairs, batch_size=64, shuffle=True))
+
+
+def test_lightning_loop_logs_forecasts_to_its_loggers(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    lightning = pytest.importorskip("lightning", reason="the lightning extra is not installed")
+    from lrlab.integrations import LightningForecastCallback
 
     class Bigram(lightning.LightningModule):
         def __init__(self) -> None:
@@ -403,22 +409,10 @@ def test_lightning_loop_logs_forecasts_to_its_loggers(tmp_path) -> None:
             ramp = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, step / 20))
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": ramp, "interval": "step"}}
 
-    torch.manual_seed(0)
-    logger = CSVLogger(str(tmp_path), name="run")
     callback = LightningForecastCallback(
         every=3, law="power", background="thread", max_band=10.0, log_every_n_steps=2
     )
-    trainer = lightning.Trainer(
-        max_steps=300,
-        logger=logger,
-        callbacks=[callback],
-        log_every_n_steps=2,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-    )
-    trainer.fit(Bigram(), torch.utils.data.DataLoader(pairs, batch_size=64, shuffle=True))
+    _fit_on_zen(tmp_path, torch, lightning, Bigram, callback, 300)
 
     with open(tmp_path / "run" / "version_0" / "metrics.csv") as file:
         rows = [row for row in csv.DictReader(file) if row.get("forecast/final_loss")]
@@ -432,12 +426,8 @@ def test_lightning_loop_forecasts_before_the_decay_with_a_prior(tmp_path) -> Non
     """`prior=` reaches the forecasts in a Lightning loop on a warmup-stable-decay schedule."""
     torch = pytest.importorskip("torch")
     lightning = pytest.importorskip("lightning", reason="the lightning extra is not installed")
-    from lightning.pytorch.loggers import CSVLogger
-
     from lrlab.integrations import LightningForecastCallback
 
-    text = torch.tensor(list(ZEN))
-    pairs = torch.utils.data.TensorDataset(text[:-1], text[1:])
     decay, total = 240, 300
     folder = tmp_path / "run" / "version_0"
     seen: list[tuple[int, bool]] = []  # (step, decay_prior) of the JSON file after each batch
@@ -466,7 +456,6 @@ def test_lightning_loop_forecasts_before_the_decay_with_a_prior(tmp_path) -> Non
             plan = torch.optim.lr_scheduler.LambdaLR(optimizer, wsd)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plan, "interval": "step"}}
 
-    torch.manual_seed(0)
     callback = LightningForecastCallback(
         every=3,
         law="power",
@@ -475,17 +464,7 @@ def test_lightning_loop_forecasts_before_the_decay_with_a_prior(tmp_path) -> Non
         log_every_n_steps=2,
         prior=_small_prior(),
     )
-    trainer = lightning.Trainer(
-        max_steps=total,
-        logger=CSVLogger(str(tmp_path), name="run"),
-        callbacks=[callback],
-        log_every_n_steps=2,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-    )
-    trainer.fit(Bigram(), torch.utils.data.DataLoader(pairs, batch_size=64, shuffle=True))
+    _fit_on_zen(tmp_path, torch, lightning, Bigram, callback, total)
 
     assert any(step < decay and from_prior for step, from_prior in seen), seen[-5:]
     with open(folder / "metrics.csv") as file:
