@@ -236,19 +236,21 @@ class LiveForecaster:
             self.fallback = _smaller(laws, self.law)
         # A partial decay's chain: `decay_law`, then the fallback laws smaller than it.
         self.decay_chain: tuple[Law, ...] = ()
-        if decay_law is not None and self._reference is None and self.fallback:
+        if decay_law is not None and self.fallback and self.law.name == DEFAULT_SINGLE_LAW:
             first = get_law(decay_law, bands=bands) if isinstance(decay_law, str) else decay_law
-            if self.law.name == DEFAULT_SINGLE_LAW:
-                self.decay_chain = (first, *_smaller(laws, first))
+            self.decay_chain = (first, *_smaller(laws, first))
+
+        def points_for(fitted: int) -> int:
+            """Points a fit of `fitted` free parameters waits for: `min_points`, else 3 per
+            parameter and 3 more."""
+            return int(min_points if min_points is not None else 3 * fitted + 3)
+
         free = _free(self.law)
-        self.min_points = int(min_points if min_points is not None else 3 * free + 3)
+        self.min_points = points_for(free)
         self.decay_min_points = (
-            self.min_points
-            if min_points is not None or not self.decay_chain
-            else 3 * _free(self.decay_chain[0]) + 3
+            points_for(_free(self.decay_chain[0])) if self.decay_chain else self.min_points
         )
-        own = len(OWN_PARAMS)
-        self.prior_min_points = int(min_points if min_points is not None else 3 * own + 3)
+        self.prior_min_points = points_for(len(OWN_PARAMS))
         if self.min_points <= free:
             raise LrlabError(f"min_points must exceed the {free} fitted parameters")
         if not max_band > 0:
@@ -297,7 +299,7 @@ class LiveForecaster:
         # power law is fitted, and needs as many points as with a reference.
         needed = self.prior_min_points if with_prior else self.min_points
         chain = self.decay_chain if partial else (self.law, *self.fallback)
-        if partial:
+        if partial:  # never with a prior: the run has lowered its LR
             needed = self.decay_min_points
         if points < needed:
             return LiveForecast(
