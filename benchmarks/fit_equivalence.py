@@ -6,7 +6,8 @@ solvers' tolerance.
 
 What is compared is what the fits give, never their scores against the held-out losses: the
 forecasts (``pred``, and the band's ``low``/``high``) of each task's target schedules at their
-logged steps, and the parameters of each fit and each jackknife replicate.
+logged steps, and the parameters of each fit and each jackknife replicate; and per task and law
+the mean relative band width ``(high - low) / pred`` over those forecasts, and how far it moved.
 
     PYTHONPATH=/tmp/old/src python benchmarks/fit_equivalence.py dump /tmp/old.npz
     python benchmarks/fit_equivalence.py dump /tmp/new.npz
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +80,39 @@ def compare(old_path: str, new_path: str) -> None:
     print("|---|---|---:|---|")
     for (law, kind), (difference, where) in sorted(worst.items()):
         print(f"| {law} | {kind} | {difference:.2e} | {where} |")
+    compare_widths(old, new)
+
+
+def mean_widths(arrays: Any) -> dict[tuple[str, str], float]:
+    """Per task and law: the mean relative band width ``(high - low) / pred`` over every forecast
+    point of the task's target schedules (as `benchmarks/bands.py` reports a band's width)."""
+    widths: dict[tuple[str, str], list[np.ndarray]] = {}
+    for key in arrays.files:
+        task, law, what = key.split("|")
+        if what not in ("params", "replicates", "band"):
+            pred, low, high = arrays[key]
+            widths.setdefault((task, law), []).append((high - low) / pred)
+    return {where: float(np.nanmean(np.concatenate(parts))) for where, parts in widths.items()}
+
+
+def compare_widths(old: Any, new: Any) -> None:
+    """Print, per law, how far the tasks' mean relative band widths moved (new / old - 1): the
+    largest move, where, and the median over the tasks."""
+    before, after = mean_widths(old), mean_widths(new)
+    moves: dict[str, list[tuple[float, str]]] = {}
+    for (task, law), width in sorted(before.items()):
+        if (task, law) in after:
+            moves.setdefault(law, []).append((after[(task, law)] / width - 1.0, task))
+    print()
+    print("| law | tasks | mean width, old | largest width move | where | median abs move |")
+    print("|---|---:|---:|---:|---|---:|")
+    for law, changes in sorted(moves.items()):
+        largest, where = max(changes, key=lambda change: abs(change[0]))
+        median = float(np.median([abs(change) for change, _ in changes]))
+        mean_old = np.mean([before[(task, law)] for _, task in changes])
+        print(
+            f"| {law} | {len(changes)} | {mean_old:.4f} | {largest:+.2%} | {where} | {median:.2%} |"
+        )
 
 
 def main() -> None:

@@ -29,7 +29,23 @@ The old tree is a source folder of another version of lrlab (its ``src``), put f
     python benchmarks/fit_speed.py --old /tmp/h1_old/src [--serial] [--laws auto] [--repeats 3]
 
 ``--serial`` adds this tree fitting without workers (``LRLAB_FIT_WORKERS=1``), to tell what the
-workers buy from what the rest of the changes do.
+workers buy from what the rest of the changes do; ``--tree LABEL=SRC`` (repeatable) adds another
+source folder to the CLI fits' alternation (such as the old tree with one change applied).
+
+``--jackknife`` instead counts, for each member of `auto` on every mpl and wsd124 task of the
+scoreboard (its fitted runs only), the banded fit's jackknife refits and those that stop at the
+solver's evaluation cap rather than converging; ``--blas`` times this tree's serial banded fits of
+the 400M runs with the solver's BLAS limit as it is (`lrlab.laws.base._blas`, looked up once per
+process) against looked up at every solve (``threadpool_limits``, as before), alternating,
+`--repeats` each.
+
+``--timeline`` instead shows where the wall time of one ``lrlab fit --law auto`` of the three
+400M runs goes, in a fresh process of each tree, `--repeats` times, trees alternating: when the
+command line is parsed and its modules imported, the runs read, the solver imported, the fit
+workers forked, each worker's result back, the fit written and the process ended, with the
+CPU seconds of the process and of its workers (the medians):
+
+    python benchmarks/fit_speed.py --timeline --old /tmp/s10_old/src --repeats 5
 
 ``--phases LAWS`` instead profiles this tree's banded fit of each law on the 400M training runs,
 in this process and without workers: the CPU seconds, solver evaluations and count of each phase
@@ -46,6 +62,8 @@ least of `--repeats` each:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import itertools
 import json
 import os
@@ -99,11 +117,18 @@ def _median(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
-def _trees(old: str | None, serial: bool) -> dict[str, str | None]:
+def _trees(old: str | None, serial: bool, others: list[str]) -> dict[str, str | None]:
+    """The trees timed, by label: `old`, this tree ("new"), this tree without workers, and
+    `others` (``LABEL=SRC`` each)."""
     trees: dict[str, str | None] = {"old": old} if old else {}
     trees["new"] = None
     if serial:
         trees["new serial"] = SERIAL
+    for other in others:
+        label, _, source = other.partition("=")
+        if not label or not source or label in trees:
+            sys.exit(f"--tree {other!r}: expected LABEL=SRC, a label not yet used")
+        trees[label] = source
     return trees
 
 
@@ -206,6 +231,82 @@ def _phase_profile(law: str, runs: list) -> None:
         evaluations = "+".join(str(nfev) for _, nfev, _ in mine)
         print(f"| {phase} | {len(mine)} | {evaluations} | {sum(c for *_, c in mine):.3f} |")
     print(f"| features built | {len(built)} | - | {sum(built):.3f} |")
+
+
+def jackknife_census() -> None:
+    """Print `--jackknife`'s count of jackknife refits at the evaluation cap (module docstring)."""
+    import scoreboard
+    from lrlab.laws import base, get_law
+
+    os.environ["LRLAB_FIT_WORKERS"] = "1"  # every solve in this process, where it is recorded
+    solve, cap = base.Law._solve, 400  # `Law._solve`'s default: the fit's and the jackknife's
+    solves: list[tuple[int, int]] = []
+
+    def recorded(self, problem, start, max_evals=cap):
+        result = solve(self, problem, start, max_evals)
+        solves.append((max_evals, int(result.nfev)))
+        return result
+
+    base.Law._solve = recorded
+    counts: dict[str, list[tuple[str, int]]] = {}
+    try:
+        for task in scoreboard.select_tasks("mpl-*,wsd124*"):
+            for member in ("momentum", "mpl", "lrlab"):
+                solves.clear()
+                get_law(member).fit(task.fit_runs())
+                # the first solve with the full budget refines the fit; the others are the refits
+                refits = [evals for budget, evals in solves if budget == cap][1:]
+                counts.setdefault(member, []).extend((task.name, evals) for evals in refits)
+    finally:
+        base.Law._solve = solve
+    print(f"jackknife refits of the members' banded fits, 18 tasks; the cap: {cap} evaluations")
+    print("| law | refits | at the cap | median evaluations | tasks with one at the cap |")
+    print("|---|---:|---:|---:|---|")
+    for member, refits in counts.items():
+        capped = [task for task, evals in refits if evals >= cap]
+        median = statistics.median(evals for _, evals in refits)
+        print(
+            f"| {member} | {len(refits)} | {len(capped)} | {median:.0f} | "
+            f"{', '.join(sorted(set(capped)))} |"
+        )
+
+
+def blas_ab(repeats: int) -> None:
+    """Print `--blas`' comparison (module docstring): CPU seconds of serial banded fits of the
+    three members on the 400M runs, the BLAS limit looked up once against at every solve."""
+    import threadpoolctl
+
+    from lrlab.laws import base, get_law
+
+    os.environ["LRLAB_FIT_WORKERS"] = "1"
+    runs = [shared.load_logged_run("400M", name) for name in shared.TRAIN]
+    base.import_solver()
+    once = base._blas
+
+    class EverySolve:
+        def limit(self, **limits):
+            return threadpoolctl.threadpool_limits(**limits)
+
+    ways = {"looked up once": once, "at every solve": EverySolve}
+    seconds: dict[str, list[float]] = {way: [] for way in ways}
+    try:
+        for repeat in range(repeats):
+            order = list(ways.items())
+            for way, blas in order if repeat % 2 == 0 else order[::-1]:
+                base._blas = blas
+                began = time.process_time()
+                for law in ("lrlab", "mpl", "momentum"):
+                    get_law(law).fit(runs)
+                seconds[way].append(time.process_time() - began)
+    finally:
+        base._blas = once
+    for way, values in seconds.items():
+        print(f"{way}: median {statistics.median(values):.3f} s CPU, least {min(values):.3f}")
+    ratio = statistics.median(seconds["looked up once"]) / statistics.median(
+        seconds["at every solve"]
+    )
+    least = min(seconds["looked up once"]) / min(seconds["at every solve"])
+    print(f"once / at every solve: {ratio:.3f} (medians), {least:.3f} (least of {repeats})")
 
 
 def phases(laws: list[str], repeats: int) -> None:
@@ -347,6 +448,102 @@ def reference_seconds(runs: list, inits: int, steps: int) -> tuple[float, float,
     )
 
 
+TIMELINE = (
+    ("imported", "command line parsed, modules imported"),
+    ("read", "runs read"),
+    ("solver", "solver imported"),
+    ("forked", "fit workers forked (the last)"),
+    ("first back", "first worker's result back"),
+    ("last back", "last worker's result back"),
+    ("written", "fit written"),
+    ("ended", "process ended"),
+)
+
+
+def timeline_worker(files: list[str]) -> None:
+    """(In a fresh process of one tree.) ``lrlab fit FILES --law auto``, instrumented: print the
+    `time.time` and this process's CPU seconds at each event of `TIMELINE` (but the last) as
+    JSON."""
+    from lrlab import cli
+    from lrlab.cli import law_commands
+    from lrlab.laws import auto_law, base, parallel
+
+    main_pid = os.getpid()
+    events: dict[str, list[float]] = {}
+
+    def stamp(event: str) -> None:
+        if os.getpid() == main_pid:  # not in a worker
+            events[event] = [time.time(), time.process_time()]
+
+    def after(function, event: str, first: str | None = None):
+        """`function`, stamping `event` when it returns (and `first` when it is called)."""
+
+        def wrapped(*args, **kwargs):
+            if first:
+                stamp(first)
+            result = function(*args, **kwargs)
+            stamp(event)
+            return result
+
+        return wrapped
+
+    law_commands.read_runs_from_args = after(law_commands.read_runs_from_args, "read", "imported")
+    auto_law.import_solver = base.import_solver = after(base.import_solver, "solver")
+    parallel._start = after(parallel._start, "forked")
+    collect = parallel._collect
+
+    def collected(*args):
+        result = collect(*args)
+        stamp("last back")
+        events.setdefault("first back", events["last back"])
+        return result
+
+    parallel._collect = collected
+    base.Law.save = after(base.Law.save, "written")
+    command = ["fit", *files, "--law", "auto", "--warmup", str(shared.LOGGED_WARMUP)]
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
+        cli.main([*command, "-o", str(Path(folder) / "fit.json")])
+    print(json.dumps(events))
+
+
+def timeline(trees: dict[str, str | None], files: list[Path], repeats: int) -> None:
+    """Print `timeline_worker`'s events per tree: seconds since the process was started, and
+    CPU seconds of the process by then (the median of `repeats`, the trees alternating); the
+    workers' CPU in all; and the fit's share of the wall time."""
+    samples: dict[str, list[dict[str, list[float]]]] = {tree: [] for tree in trees}
+    command = [sys.executable, str(Path(__file__).resolve()), "--timeline-worker"]
+    command += [str(file) for file in files]
+    for repeat in range(repeats):
+        order = list(trees.items())
+        for tree, source in order if repeat % 2 == 0 else order[::-1]:
+            started = time.time()
+            wall, cpu, output = _timed(command, source)
+            events = {
+                event: [at - started, process_cpu]
+                for event, (at, process_cpu) in json.loads(output).items()
+            }
+            events["ended"] = [wall, cpu]  # CPU: the process and its workers
+            samples[tree].append(events)
+    print(
+        f"where the wall time of `lrlab fit <the 400M runs> --law auto` goes (median of {repeats}"
+    )
+    print("fresh processes per tree, trees alternating): seconds since the start, wall / CPU")
+    print("(the CPU of the process; at the end, of the process and its workers)")
+    print("| event | " + " | ".join(trees) + " |")
+    print("|---|" + "---:|" * len(trees))
+    for event, label in TIMELINE:
+        cells = []
+        for tree in trees:
+            values = [sample[event] for sample in samples[tree] if event in sample]
+            if not values:
+                cells.append("-")
+                continue
+            wall = statistics.median(value[0] for value in values)
+            cpu = statistics.median(value[1] for value in values)
+            cells.append(f"{wall:.3f} / {cpu:.2f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def _ratio(new: float, old: float | None) -> str:
     return f"{new / old:.2f}" if old else "-"
 
@@ -367,19 +564,36 @@ def main() -> None:
         "--serial", action="store_true", help="also time this tree with LRLAB_FIT_WORKERS=1"
     )
     parser.add_argument("--phases", help="profile these laws' banded fits instead (docstring)")
+    parser.add_argument("--tree", action="append", default=[], help="LABEL=SRC: one more tree")
+    parser.add_argument("--timeline", action="store_true", help="where the wall time goes")
+    parser.add_argument("--jackknife", action="store_true", help="refits at the evaluation cap")
+    parser.add_argument("--blas", action="store_true", help="the BLAS limit's look-up, A/B")
     parser.add_argument("--point-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--timeline-worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.point_worker:
         point_worker(args.point_worker, args.tasks)
+        return
+    if args.timeline_worker:
+        timeline_worker(args.timeline_worker)
+        return
+    if args.jackknife:
+        jackknife_census()
+        return
+    if args.blas:
+        blas_ab(args.repeats)
         return
     if args.phases:
         phases([law for law in args.phases.split(",") if law], args.repeats)
         return
     if not shared.shared_data_available():
         sys.exit(f"shared data not found at {shared.shared_data_dir()} (set LRLAB_SHARED_DATA)")
-    trees = _trees(args.old, args.serial)
+    trees = _trees(args.old, args.serial, args.tree)
     laws = [law for law in args.laws.split(",") if law]
     files = [shared.shared_data_dir() / "400M" / f"{name}.csv" for name in shared.TRAIN]
+    if args.timeline:
+        timeline(trees, files, args.repeats)
+        return
     began = time.perf_counter()
     floor = {
         tree: _timed([sys.executable, "-m", "lrlab", "laws"], source)[:2]
@@ -410,12 +624,14 @@ def main() -> None:
             f"{_ratio(new_wall, old_wall)} | {old_cpu or float('nan'):.2f} | {new_cpu:.2f} | "
             f"{_ratio(new_cpu, old_cpu)} | {met} |"
         )
-    if args.serial:
-        print("\nthis tree without fit workers (LRLAB_FIT_WORKERS=1):")
+    for tree in trees:
+        if tree in ("old", "new"):
+            continue
+        print(f"\n{tree}:" if tree != "new serial" else "\nthis tree without fit workers:")
         print("| law | wall s | / old | / new | CPU s | / old | / new |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for law in laws:
-            wall, cpu = cli[(law, "new serial")]
+            wall, cpu = cli[(law, tree)]
             old_wall, old_cpu = cli.get((law, "old"), (None, None))
             new_wall, new_cpu = cli[(law, "new")]
             print(

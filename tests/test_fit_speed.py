@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lrlab.errors import LrlabError, LrlabWarning
-from lrlab.laws import get_law, parallel
+from lrlab.laws import base, get_law, parallel
 from lrlab.laws.momentum_law import AnnealingPlan
 from lrlab.laws.points import fit_points
 from lrlab.runs import Run
@@ -137,6 +137,41 @@ def test_lrlab_evaluates_a_fits_parts_at_once_with_each_parts_own_numbers(monkey
     one_by_one = _fitted_numbers(get_law("lrlab").fit(runs))
     for key, values in one_by_one.items():
         np.testing.assert_array_equal(at_once[key], values, err_msg=key)
+
+
+def test_the_solver_runs_on_one_blas_thread_with_the_libraries_found_once(monkeypatch):
+    """Every solve limits BLAS to one thread (`robust_least_squares`), through one look-up of
+    the loaded libraries per process (`base._blas`) rather than one per solve."""
+    import threadpoolctl
+    from scipy import optimize
+
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "1")  # the look-ups are counted here
+    lookups = []
+
+    class Counted(threadpoolctl.ThreadpoolController):
+        def __init__(self) -> None:
+            lookups.append(1)
+            super().__init__()
+
+    threads = []
+    least_squares = optimize.least_squares
+
+    def recorded(*args, **kwargs):  # the solver, as it starts
+        info = threadpoolctl.threadpool_info()
+        threads.extend(lib["num_threads"] for lib in info if lib["user_api"] == "blas")
+        return least_squares(*args, **kwargs)
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Counted)
+    base._blas.cache_clear()
+    try:
+        get_law("mpl").fit(mpl_runs())  # 15 solves: scouts, refinement, jackknife, growth
+        get_law("momentum", bands=False).fit(mpl_runs())
+        assert len(lookups) == 1
+        monkeypatch.setattr(optimize, "least_squares", recorded)
+        get_law("mpl", bands=False).fit(mpl_runs())
+    finally:
+        base._blas.cache_clear()  # found afresh, unpatched, by the next fit
+    assert threads and set(threads) == {1}
 
 
 @forking

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import json
 import math
 import statistics
@@ -63,6 +64,7 @@ from lrlab.settings import MAX_INTEGER, check_fields, flag, from_mapping, mappin
 
 if TYPE_CHECKING:
     from scipy import optimize
+    from threadpoolctl import ThreadpoolController
 
 FORMAT = "lrlab-law-fit"
 # 2: learned values in "learned" (version 1 kept them in the configuration, where the fit wrote
@@ -1109,10 +1111,24 @@ def _fit_groups(parts: list[FitPoints]) -> list[tuple[list[FitPoints], FitPoints
 
 
 def import_solver() -> None:
-    """Import what `robust_least_squares` needs (0.3-0.6 s of CPU, which only fits need): once
-    in the process that forks a fit's workers, rather than once in each of them."""
+    """Import what `robust_least_squares` needs (0.3-0.6 s of CPU, which only fits need), and
+    find the BLAS libraries it limits (`_blas`): once in the process that forks a fit's workers,
+    rather than once in each of them."""
     import scipy.optimize  # noqa: F401
-    import threadpoolctl  # noqa: F401
+
+    _blas()
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded in this process, found once, after `scipy.optimize` has loaded
+    scipy's (numpy's load with numpy): the solver's matrix work is theirs. `threadpool_limits`
+    would look them up again at every solve (0.8 ms; a limit of a controller found once costs
+    0.015 ms, and a fit of three runs with bands solves 15 times)."""
+    import scipy.optimize  # noqa: F401 - its BLAS, loaded before the look-up
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def robust_least_squares(
@@ -1135,12 +1151,11 @@ def robust_least_squares(
     which made a fit of a million-point log take 2.2x the wall time (BENCHMARKS.md, "Long
     logs")."""
     from scipy import optimize  # costs 0.3 s to import: only fits need it, not listing laws
-    from threadpoolctl import threadpool_limits
 
     loss: Any = "huber" if weights is None else _weighted_huber(weights)
     with (
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),
-        threadpool_limits(limits=1, user_api="blas"),
+        _blas().limit(limits=1, user_api="blas"),
     ):
         return optimize.least_squares(
             objective,
