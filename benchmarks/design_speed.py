@@ -9,19 +9,23 @@ Fits (written once by this tree, loaded by both):
 - ``auto-400M`` (``--real``): ``lrlab fit`` (law ``auto``, with bands, ``--warmup 2160``) on the
   three 400M training curves, designs of 24000 steps (their length), peak 3e-4, warmup 2160.
 
-For each fit, family (``free``, and ``wsd`` and ``two_stage``, the families the free form
-competes with) and trust region (on, off) it prints the wall seconds, the number of forecasts
-(calls of `Law.final_loss_and_gradient`, the work that does not depend on the machine), the
-designed schedule's forecast final loss (what the search minimises, so comparing it between trees
-says which search found the better design, and is no look at held-out curves) and its excess
-fall over the envelope; then new / no-region and new / old ratios of the seconds.
+For each fit, family (``--families``, by default all: ``free``, ``wsd``, ``cosine``, ``linear``,
+``two_stage``, ``infinite``) and trust region (on, off) it prints the wall seconds, the number of
+forecasts (calls of `Law.final_loss_and_gradient`, the work that does not depend on the machine),
+the designed schedule's forecast final loss (what the search minimises, so comparing it between
+trees says which search found the better design, and is no look at held-out curves) and its
+excess fall over the envelope; then on / off and new / old ratios of the seconds.
 
-    git archive 0ad7d6a | tar -x -C /tmp/h1_old
-    python benchmarks/design_speed.py --old /tmp/h1_old/src [--real] [--repeats 1]
+    mkdir -p /tmp/s10_old && git archive 6f26ebb | tar -x -C /tmp/s10_old
+    python benchmarks/design_speed.py --old /tmp/s10_old/src --old-families [--real] [--repeats 2]
 
-The old tree designs only the free form with the region on (the search this benchmark is about;
-without the region its search is this tree's) unless ``--old-families``; its law code is its
-own, so the forecast count, not only the seconds, is compared.
+The old tree designs only the free form with the region on unless ``--old-families``; its law
+code is its own, so the forecast count, not only the seconds, is compared.
+
+``--in-process N`` instead designs each family N times in one process of this tree, the region
+on and off alternating, after one design to import and warm everything, and prints the median
+seconds and on / off ratios: a family's own search, without a process's start or the first
+design's imports, which dominate a design of a few tenths of a second.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ FITS = {  # name: (steps, peak, warmup)
     "mpl-25M": (12000, 3e-4, 500),
     "auto-400M": (24000, 3e-4, shared.LOGGED_WARMUP),
 }
+FAMILIES = ("free", "wsd", "cosine", "linear", "two_stage", "infinite")
 
 
 def write_fits(folder: Path, real: bool) -> dict[str, Path]:
@@ -99,6 +104,39 @@ def worker(fit: str, path: str, family: str, region: bool) -> None:
     print(json.dumps(record))
 
 
+def in_process(fit: str, path: Path, families: list[str], repeats: int) -> None:
+    """Design each of `families` `repeats` times with the region on and off, alternating which
+    goes first, in this process; print a table of median wall and CPU seconds and ratios."""
+    from lrlab.design.optimize import optimize_schedule
+    from lrlab.laws import load_law
+
+    steps, peak, warmup = FITS[fit]
+    law = load_law(path)
+    optimize_schedule(law, steps, peak=peak, warmup=warmup, family="cosine")  # imports, caches
+    times: dict[tuple[str, bool], list[tuple[float, float]]] = {}
+    for repeat in range(repeats):
+        for family in families:
+            for region in (True, False) if repeat % 2 == 0 else (False, True):
+                began, cpu = time.perf_counter(), time.process_time()
+                optimize_schedule(
+                    law, steps, peak=peak, warmup=warmup, family=family, trust_region=region
+                )
+                seconds = (time.perf_counter() - began, time.process_time() - cpu)
+                times.setdefault((family, region), []).append(seconds)
+    print(
+        f"| fit | family | on, wall s | off, wall s | on / off, wall (CPU), medians of {repeats} |"
+    )
+    print("|---|---|---|---|---|")
+    for family in families:
+        on, off = _medians_of(times[family, True]), _medians_of(times[family, False])
+        print(f"| {fit} | {family} | {on[0]:.3f} | {off[0]:.3f} | {_ratio(on, off)} |")
+
+
+def _medians_of(seconds: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median wall and CPU seconds of (wall, CPU) pairs."""
+    return statistics.median(s[0] for s in seconds), statistics.median(s[1] for s in seconds)
+
+
 def run_case(source: str | None, fit: str, path: Path, family: str, region: bool) -> dict:
     """One design in a fresh process of the tree at `source` (None: this tree)."""
     environment = dict(os.environ)
@@ -120,11 +158,27 @@ def main() -> None:
         "--old-families", action="store_true", help="every case in the old tree too"
     )
     parser.add_argument("--repeats", type=int, default=1, help="designs per case (median)")
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        default=list(FAMILIES),
+        choices=FAMILIES,
+        help="the families to design (default: all)",
+    )
+    parser.add_argument(
+        "--in-process", type=int, metavar="N", help="N designs a case in one process (above)"
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         fit, path, family, region = args.worker
         worker(fit, path, family, region == "on")
+        return
+    if args.in_process:
+        with tempfile.TemporaryDirectory() as folder:
+            files = write_fits(Path(folder), args.real)
+            for fit, path in files.items():
+                in_process(fit, path, args.families, args.in_process)
         return
     trees = {"new": None, **({"old": args.old} if args.old else {})}
     results: dict[tuple[str, str, str, bool], list[dict]] = {}
@@ -133,7 +187,7 @@ def main() -> None:
         cases = [
             (fit, family, region)
             for fit in files
-            for family in ("free", "wsd", "two_stage")
+            for family in args.families
             for region in (True, False)
         ]
         for repeat in range(args.repeats):

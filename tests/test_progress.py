@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from lrlab.cli import main
-from lrlab.design import optimize as optimize_module
+from lrlab.design import ticker as design_ticker
 from lrlab.design.optimize import forecast, optimize_schedule
 from lrlab.design.simple_family import is_simple, nearest_simple
 from lrlab.errors import LrlabError
@@ -221,7 +221,7 @@ def law():
 
 def test_optimize_reports_its_search_every_few_seconds(law, monkeypatch) -> None:
     messages: list[str] = []
-    clock(monkeypatch, optimize_module, 1.0)  # every forecast takes a second
+    clock(monkeypatch, design_ticker, 1.0)  # every forecast takes a second
     optimize_schedule(
         law, BUDGET, peak=PEAK, warmup=WARMUP, progress=messages.append, progress_seconds=60
     )
@@ -244,7 +244,7 @@ def test_optimize_reports_its_search_every_few_seconds(law, monkeypatch) -> None
 
 def test_optimize_command_prints_progress_on_stderr(law, tmp_path, monkeypatch, capsys) -> None:
     law.save(tmp_path / "fit.json")
-    clock(monkeypatch, optimize_module, 10.0)  # every forecast takes 10 s: a line each
+    clock(monkeypatch, design_ticker, 10.0)  # every forecast takes 10 s: a line each
     assert main(["optimize", str(tmp_path / "fit.json"), "--budget", str(BUDGET)]) == 0
     captured = capsys.readouterr()
     assert "lrlab: optimize: free-form search (start 1 of 4): 1 forecasts" in captured.err

@@ -104,6 +104,38 @@ class DecayRegime:
         over = _falls(lr, windows) / peak - self.fall[: windows.size]
         return max(0.0, float(over.max()), drawdown)
 
+    def room(self, lr: np.ndarray, peak: float) -> float:
+        """The largest share ``s`` in [0, 1] of the per-step LR `lr`'s falls that the envelope
+        allows: ``s`` times each of its falls over a grid length, and its whole fall, within the
+        limits. A family whose depth scales its falls (a decay ``lr = peak - s (peak - lr0)``
+        after a rising warmup, lr0 <= peak: WSD, cosine and linear to a final LR, a two-stage
+        drop) is within the envelope at ``s`` = ``room(lr0, peak)``: each fall between two steps
+        after warmup is ``s`` times lr0's, and one from a warmup step less than that, since the
+        warmup does not scale and lies below the peak."""
+        lr = np.asarray(lr, dtype=np.float64)
+        windows = self.windows[self.windows < lr.size]
+        falls = np.append(_falls(lr, windows), np.max(np.maximum.accumulate(lr) - lr)) / peak
+        limits = np.append(self.fall[: windows.size], self.fall[-1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shares = np.where(falls > 0, limits / falls, np.inf)
+        return float(min(1.0, shares.min()))
+
+    def least_geometric_end(self, length: int, steps: int) -> float:
+        """The lowest end, a share of the peak, of a geometric decay from the peak over the
+        last `length` of `steps` steps, held at the peak before (WSD's exponential decay), that
+        keeps within the envelope. Its LR ``end ** (j / length)`` at the decay's step ``j``
+        falls fastest where it starts, so over ``k`` steps by ``1 - end ** e_k``, ``e_k =
+        min(k, length - 1) / length``, at most (a fall from a warmup step, below the peak, by
+        less), and in all by ``1 - end ** e_K`` at its last step: so ``end >= (1 - F(k)) **
+        (1 / e_k)`` for each grid length below `steps`, and ``end >= (1 - F_last) ** (1 /
+        e_K)``."""
+        if length <= 1:
+            return 0.0  # the decay's only step is the peak: no fall
+        windows = self.windows[self.windows < steps]
+        exponents = np.append(np.minimum(windows, length - 1), length - 1) / length
+        limits = np.append(self.fall[: windows.size], self.fall[-1])
+        return float(np.max((1.0 - limits) ** (1.0 / exponents)))
+
     def describe(self) -> str:
         """One line: the rule, with the envelope at a few lengths."""
         points, last = [], -1.0
