@@ -1,7 +1,7 @@
 """Build the decay prior (`lrlab.laws.prior`) from the three data sets, and choose its time unit on
 training-only cells.
 
-    python benchmarks/live_prior.py [--write] [--cells] [--fits FILE.json]
+    python benchmarks/live_prior.py [--write] [--cells] [--against-old [--old SRC]] [--fits FILE]
 
 The sources, one multi-power-law fit each (cached in ``--fits``):
 
@@ -26,12 +26,22 @@ has not begun its planned decay of
 Printed per group: cells, the mean error of the final-loss forecast for each time unit, the band's
 coverage, and a power law in steps on the same cells. No held-out curve (the shared data's six,
 the 124M set's, live.py's reported tunnel runs) is scored here.
+
+``--against-old`` compares the forecasts of two trees on the same cells (docs/laws.md, "Eleventh
+round, live prior speed", where it checked a change to the prior's fits), with the shipped prior
+less the cell's own data set: at each cell with ``n`` usable points at its cut, the
+forecast at every count from ``0.8 n`` to ``n``, by the old tree (``--old``) and by the new one
+(``--new``, default this one's), each in a subprocess. Printed: each count's status and CPU time
+per tree, then the rule's figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import subprocess
 import sys
 import time
 import warnings
@@ -187,14 +197,82 @@ def score(priors: dict[str, DecayPrior]) -> None:
         print(line)
 
 
+def dump_forecasts(path: Path) -> None:
+    """``--dump FILE``: the forecast at every count of ``--against-old``'s cells, by the lrlab on
+    ``PYTHONPATH``, with the shipped prior less each cell's data set, as JSON."""
+    prior = DecayPrior.load(DEFAULT_PRIOR_FILE)
+    rows = []
+    for group, name, run, spec, cut, left in cells():
+        final_step = int(run.steps[-1])
+        part = run.until(int(cut * final_step))
+        usable = part.steps[np.cumsum(part.lr)[part.steps] > 0]
+        n = usable.size
+        options = {"schedule": spec, "total_steps": final_step + 1, "whatifs": False}
+        for count in range(math.ceil(0.8 * n), n + 1):
+            seen = run.until(int(usable[count - 1]))
+            began = time.process_time()
+            result = LiveForecaster(**options, prior=prior.without(left)).forecast(seen)
+            seconds = time.process_time() - began
+            rows.append(
+                {
+                    "cell": f"{group} {name} {cut:.0%} {count}",
+                    "status": result.status,
+                    "final": result.final_loss,
+                    "band": [result.final_low, result.final_high],
+                    "seconds": seconds,
+                }
+            )
+            print(f"{rows[-1]['cell']:48} {result.status:9} {seconds:5.2f} s", flush=True)
+    atomic_write_text(path, json.dumps(rows))
+
+
+def against_old(old_src: str, new_src: str) -> None:
+    """``--against-old`` (module docstring): `dump_forecasts` by the old tree and by the new one,
+    each in a subprocess, compared."""
+    here = Path(__file__).resolve()
+    found = {}
+    for tree, src in (("old", old_src), ("new", new_src)):
+        out = Path(f"out/live/against_old_{tree}.json")
+        path = os.pathsep.join([src, str(here.parent)])
+        command = [sys.executable, str(here), "--dump", str(out)]
+        subprocess.run(command, env={**os.environ, "PYTHONPATH": path}, check=True)
+        found[tree] = json.loads(out.read_text())
+    pairs = list(zip(found["old"], found["new"], strict=True))
+    fitted = [(old, new) for old, new in pairs if old["status"] != "waiting"]
+    agree = [old["status"] == new["status"] for old, new in fitted]
+    both = [(o, n) for o, n in fitted if o["status"] == n["status"] == "forecast"]
+    same = sum(o["final"] == n["final"] for o, n in both)
+    edges = [abs(n["band"][i] / o["band"][i] - 1) for o, n in both for i in (0, 1)]
+    old_cpu = sum(o["seconds"] for o, _ in fitted)
+    new_cpu = sum(n["seconds"] for _, n in fitted)
+    print(f"\ncounts fitted: {len(fitted)}; status agrees in {np.mean(agree):.3f}")
+    print(f"both forecast: {len(both)}; final loss the same to the bit in {same}")
+    if edges:
+        print(f"band edges |new/old - 1|: median {np.median(edges):.2e}, max {max(edges):.2e}")
+    print(
+        f"CPU s, all fitted counts: old {old_cpu:.1f}, new {new_cpu:.1f}, "
+        f"ratio {new_cpu / old_cpu:.3f}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fits", default="out/live/prior_fits.json")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--cells", action="store_true")
+    parser.add_argument(
+        "--against-old", action="store_true", help="two trees' forecasts on the cells, compared"
+    )
+    parser.add_argument("--old", default="/tmp/s10_old/src", help="--against-old: the old src")
+    here = Path(__file__).resolve().parents[1] / "src"
+    parser.add_argument("--new", default=str(here), help="--against-old: the new src")
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
     parser.add_argument("--units", default=",".join(TIME_UNITS), help="the time units scored")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # logged-LR mismatches of the 124M logs, fit warnings
+    if args.dump:
+        dump_forecasts(Path(args.dump))
+        return 0
     fits = fitted(Path(args.fits))
     priors = {unit: build(fits, unit) for unit in TIME_UNITS}
     for unit, prior in priors.items():
@@ -210,6 +288,8 @@ def main() -> int:
         priors["run"].save(DEFAULT_PRIOR_FILE)
     if args.cells:
         score({unit: priors[unit] for unit in args.units.split(",")})
+    if args.against_old:
+        against_old(args.old, args.new)
     return 0
 
 

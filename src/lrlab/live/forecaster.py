@@ -48,12 +48,15 @@ import numpy as np
 
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_SINGLE_LAW, Law, get_law, load_law
-from lrlab.laws.prior import PRIOR_LAW, DecayPrior, default_prior, stable_scale
+from lrlab.laws.base import check_curve_input
+from lrlab.laws.parallel import fork_map, worth_forking
+from lrlab.laws.prior import PRIOR_LAW, DecayPrior, PriorMember, default_prior, stable_scale
 from lrlab.laws.registry import pinned_down
 from lrlab.live.whatif import (
     Cooldown,
     HeldSpread,
     ScoredWhatIf,
+    WhatIf,
     continuation,
     parse_cooldown,
     plan_whatifs,
@@ -378,22 +381,28 @@ class LiveForecaster:
         peak = float(observed.max())
         stable = continuation(observed, self.schedule, True, self.total_steps)
         bands = self.law.bands
-        last = self.total_steps - 1
+        total = self.total_steps
         try:
             # A member's drop is a share of the stable loss at the end, which the fit itself
             # gives: the centre is fitted with the last loss seen as that loss, then refitted
             # with its own; the members are fitted with the centre's (they differ little).
             scale = float(np.mean(run.loss[-5:]))
-            first = prior.law(prior.centre(), peak, self.total_steps, scale, False).fit([run])
-            scale = stable_scale(first, stable, last)
-            law = prior.law(prior.centre(), peak, self.total_steps, scale, bands)
+            first = prior.law(prior.centre(), peak, total, scale, False).fit([run])
+            scale = stable_scale(first, stable, total - 1)
+            law = prior.law(prior.centre(), peak, total, scale, bands)
             law = law.fit([run], start=first.params_)
-            members = tuple(
-                prior.law(member, peak, self.total_steps, scale, False).fit(
-                    [run], start=first.params_
-                )
-                for member in prior.members
-            )
+
+            def fit_member(member: PriorMember) -> Law:
+                held = prior.law(member, peak, total, scale, False)
+                return held.fit([run], start=first.params_)
+
+            # The members side by side where one takes long enough to pay for a worker process
+            # (`lrlab.laws.parallel`; the same fits to the bit either way).
+            timed = time.process_time()
+            head = fit_member(prior.members[0])
+            seconds = time.process_time() - timed
+            rest = fork_map(fit_member, prior.members[1:], parallel=worth_forking(seconds))
+            members = (head, *rest)
         except LrlabError as error:
             notes.append(f"a fit with the decay prior failed: {error}")
             return LiveForecast(
@@ -405,7 +414,7 @@ class LiveForecaster:
             )
         # The forecast is the data sets' mean of the members' forecasts, and how far another
         # data set can lie from it widens the band (`HeldSpread`).
-        held = HeldSpread(members, groups=tuple(item.dataset for item in prior.members))
+        held = _PriorSpread(members, groups=tuple(item.dataset for item in prior.members))
         scored, band = self._score(law, observed, held)
         seconds = round(time.perf_counter() - began, 3)
         datasets = ", ".join(dict.fromkeys(item.dataset for item in prior.members))
@@ -514,6 +523,21 @@ class LiveForecaster:
                 )
                 return None
         return HeldSpread(tuple(refits), float(reference.band_scale_))
+
+
+class _PriorSpread(HeldSpread):
+    """`HeldSpread` of a decay prior's members, laws that differ only in the response they hold
+    (`DecayPrior.law`): a what-if's features are built once for all of them rather than once
+    per member, and each member's curve is computed from them as its `predict` would (the same
+    numbers, the same error where one is not a loss)."""
+
+    def finals(self, item: WhatIf) -> np.ndarray:
+        lr, last = check_curve_input(item.lr, np.array([item.total - 1]))
+        thetas = [law.params_ for law in self.refits]
+        finals = self.refits[0]._curves_at(thetas, lr, last)[:, 0]
+        for law, final in zip(self.refits, finals, strict=True):
+            law._check_predicted(lr, last, np.array([final]))
+        return finals
 
 
 def _smaller(laws: Sequence[Law], than: Law) -> tuple[Law, ...]:
