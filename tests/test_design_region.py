@@ -4,6 +4,7 @@ fit file written before fits recorded their runs' decay still loads and designs,
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -155,9 +156,10 @@ def test_optimize_states_the_region_and_can_turn_it_off(fit_file, capsys):
     assert "design: not kept within the fitted runs' decay (turned off)" in capsys.readouterr().out
 
 
-def _knot_search(law, trust_region: bool) -> tuple[np.ndarray, int]:
-    """The free form's own knot search (without the WSD and two-stage optima it competes with
-    in `optimize_schedule`): its per-step LR, and how many forecasts it made."""
+@contextlib.contextmanager
+def _counting_forecasts(law):
+    """`law` counting its forecasts (calls of `final_loss_and_gradient`) in the list it yields:
+    the search's work, which does not depend on the machine."""
     counted = [0]
     exact = law.final_loss_and_gradient
 
@@ -165,9 +167,16 @@ def _knot_search(law, trust_region: bool) -> tuple[np.ndarray, int]:
         counted[0] += 1
         return exact(lr)
 
-    regime = design_region(law, trust_region)[0]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(law, "final_loss_and_gradient", forecast)
+        yield counted
+
+
+def _knot_search(law, trust_region: bool) -> tuple[np.ndarray, int]:
+    """The free form's own knot search (without the WSD and two-stage optima it competes with
+    in `optimize_schedule`): its per-step LR, and how many forecasts it made."""
+    regime = design_region(law, trust_region)[0]
+    with _counting_forecasts(law) as counted:
         schedule = free_form(law, STEPS, PEAK, WARMUP, 48, 0.0, Ticker(None, 5.0), regime)
     return schedule(np.arange(STEPS)), counted[0]
 
@@ -197,18 +206,10 @@ def _family_search(law, family: str, trust_region: bool, search: str = "within")
     """Each sub-family's own search (`FamilySearch`): `within` the region by raising its
     depth, or the exact `penalised` search; the lowest forecast and its schedule, and how
     many forecasts all its sub-families took."""
-    counted = [0]
-    exact = law.final_loss_and_gradient
-
-    def forecast(lr):
-        counted[0] += 1
-        return exact(lr)
-
     regime = design_region(law, trust_region)[0]
     lowest = None if regime is None else 1.0 - float(regime.fall[-1])
     found = []
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(law, "final_loss_and_gradient", forecast)
+    with _counting_forecasts(law) as counted:
         for candidate in family_candidates(STEPS, PEAK, WARMUP, family, lowest):
             sub = FamilySearch(law, STEPS, PEAK, WARMUP, candidate, Ticker(None, 5.0), regime)
             found.append(getattr(sub, search)())
