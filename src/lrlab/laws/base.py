@@ -455,6 +455,19 @@ class Law(abc.ABC):
         self._check_predicted(lr, steps, pred)
         return pred
 
+    def predict_many(
+        self, params: Sequence[np.ndarray], lr: np.ndarray, steps: np.ndarray
+    ) -> np.ndarray:
+        """`predict` with each parameter vector of `params` in place of `params_` (one row
+        each), from one build of the features: for fits of this law that differ only in their
+        parameters (a decay prior's members, `lrlab.live`). Each row is checked as `predict`
+        checks its prediction."""
+        self._require_fitted()
+        lr, steps = check_curve_input(lr, steps)
+        predictions = self._curves_at(list(params), lr, steps)
+        self._check_predicted(lr, steps, *predictions)
+        return predictions
+
     def predict_interval(
         self, lr: np.ndarray, steps: np.ndarray, level: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

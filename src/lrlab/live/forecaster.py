@@ -48,7 +48,6 @@ import numpy as np
 
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_SINGLE_LAW, Law, get_law, load_law
-from lrlab.laws.base import check_curve_input
 from lrlab.laws.parallel import fork_map, worth_forking
 from lrlab.laws.prior import PRIOR_LAW, DecayPrior, PriorMember, default_prior, stable_scale
 from lrlab.laws.registry import pinned_down
@@ -532,12 +531,8 @@ class _PriorSpread(HeldSpread):
     numbers, the same error where one is not a loss)."""
 
     def finals(self, item: WhatIf) -> np.ndarray:
-        lr, last = check_curve_input(item.lr, np.array([item.total - 1]))
         thetas = [law.params_ for law in self.refits]
-        finals = self.refits[0]._curves_at(thetas, lr, last)[:, 0]
-        for law, final in zip(self.refits, finals, strict=True):
-            law._check_predicted(lr, last, np.array([final]))
-        return finals
+        return self.refits[0].predict_many(thetas, item.lr, np.array([item.total - 1]))[:, 0]
 
 
 def _smaller(laws: Sequence[Law], than: Law) -> tuple[Law, ...]:
