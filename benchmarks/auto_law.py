@@ -242,27 +242,48 @@ def run_task(load: Callable, bands: bool, sharpness: tuple[float, ...]) -> dict:
 
 
 def ratio_table(results: dict[str, dict], rules: list[str]) -> None:
-    """Per task: PredE x1e-3 of the best anchor, and each rule's ratio to it; then the geometric
-    mean and the largest ratio of each rule."""
-    ratios: dict[str, list[float]] = {rule: [] for rule in rules}
-    print(f"{'task':<36} {'best anchor':>16} " + " ".join(f"{r:>11}" for r in rules))
+    """`anchor_ratios` of this script's results (a rule that could not be fitted has no PredE:
+    counted as no forecast)."""
+    scores = {}
     for task, result in results.items():
-        anchors = {
-            a: result["members"][a]["PredE"] for a in ANCHORS if "PredE" in result["members"][a]
-        }
-        best = min(anchors, key=anchors.get)
+        rows = {**result["members"], **{rule: result[rule] for rule in rules if rule in result}}
+        scores[task] = {name: row["PredE"] for name, row in rows.items() if "PredE" in row}
+    anchor_ratios(scores, rules)
+
+
+def anchor_ratios(
+    scores: dict[str, dict[str, float]], rules: list[str], width: int = 11
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Print, per task (`scores`: task -> law or rule -> PredE), the PredE x1e-3 of the best
+    anchor and each rule's ratio to it ("failed" where the rule has no PredE); then each rule's
+    geometric mean and largest ratio. Returns each rule's ratios, task by task (NaN where it
+    failed), and their geometric means over the tasks it did not fail."""
+    ratios = {rule: np.full(len(scores), np.nan) for rule in rules}
+    print(f"{'task':<36} {'best anchor':>16} " + " ".join(f"{r:>{width}}" for r in rules))
+    for index, (task, score) in enumerate(scores.items()):
+        best = min((a for a in ANCHORS if a in score), key=score.get)
         cells = []
         for rule in rules:
-            row = result[rule] if rule in result else result["members"][rule]
-            if "PredE" not in row:  # the rule could not be fitted: counted as no forecast
-                cells.append(f"{'failed':>11}")
+            if rule not in score:
+                cells.append(f"{'failed':>{width}}")
                 continue
-            ratios[rule].append(row["PredE"] / anchors[best])
-            cells.append(f"{row['PredE'] / anchors[best]:>11.3f}")
-        print(f"{task:<36} {best:>8} {anchors[best] * 1e3:>7.3f} " + " ".join(cells), flush=True)
-    print(f"{'geometric mean':<36} {'':>16} " + " ".join(
-        f"{math.exp(np.mean(np.log(ratios[r]))):>11.3f}" for r in rules))  # fmt: skip
-    print(f"{'largest':<36} {'':>16} " + " ".join(f"{max(ratios[r]):>11.3f}" for r in rules))
+            ratios[rule][index] = score[rule] / score[best]
+            cells.append(f"{ratios[rule][index]:>{width}.3f}")
+        print(f"{task:<36} {best:>8} {score[best] * 1e3:>7.3f} " + " ".join(cells), flush=True)
+    kept = {rule: values[np.isfinite(values)] for rule, values in ratios.items()}
+    means = {rule: math.exp(float(np.mean(np.log(values)))) for rule, values in kept.items()}
+    print(f"{'geometric mean':<36} {'':>16} " + " ".join(f"{means[r]:>{width}.3f}" for r in rules))
+    print(f"{'largest':<36} {'':>16} " + " ".join(f"{max(kept[r]):>{width}.3f}" for r in rules))
+    return ratios, means
+
+
+def against_auto(
+    ratios: dict[str, np.ndarray], means: dict[str, float], rule: str, tasks: Sequence[str]
+) -> tuple[float, np.ndarray, str]:
+    """A candidate `rule` against today's `auto` (`anchor_ratios`' results): its geometric mean
+    over `auto`'s, each task's PredE over `auto`'s, and the task where that is largest."""
+    worse = ratios[rule] / ratios["auto"]
+    return means[rule] / means["auto"], worse, tasks[int(np.argmax(worse))]
 
 
 def held_out_task(load: Callable) -> dict:

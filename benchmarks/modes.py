@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -245,24 +244,13 @@ def main() -> int:
         )
         print(f"# {name}: {cells}\n#   minima: {counts}", flush=True)
     rules = ["auto", *RULES]
-    ratios: dict[str, list[float]] = {rule: [] for rule in rules}
     print(f"\nPredE ratio to the best anchor ({', '.join(bench.ANCHORS)}):")
-    print(f"{'task':<36} {'best anchor':>16} " + " ".join(f"{r:>8}" for r in rules))
-    for task, result in results.items():
-        scores = result["scores"]
-        best = min((a for a in bench.ANCHORS if a in scores), key=scores.get)
-        for rule in rules:
-            ratios[rule].append(scores[rule] / scores[best])
-        cells = " ".join(f"{scores[rule] / scores[best]:>8.3f}" for rule in rules)
-        print(f"{task:<36} {best:>8} {scores[best] * 1e3:>7.3f} {cells}")
-    means = {rule: math.exp(float(np.mean(np.log(ratios[rule])))) for rule in rules}
-    print(f"{'geometric mean':<36} {'':>16} " + " ".join(f"{means[r]:>8.3f}" for r in rules))
+    scores = {task: result["scores"] for task, result in results.items()}
+    ratios, means = bench.anchor_ratios(scores, rules, width=8)
     print("\nDecision rule: geomean / auto's <= 0.95, every task's PredE / auto's <= 1.1")
     qualifying = []
     for rule in RULES:
-        worse = np.array(ratios[rule]) / np.array(ratios["auto"])
-        worst_task = list(results)[int(np.argmax(worse))]
-        gain = means[rule] / means["auto"]
+        gain, worse, worst_task = bench.against_auto(ratios, means, rule, list(results))
         passes = gain <= MIN_GAIN and worse.max() <= MAX_WORSE
         if rule in CANDIDATES and passes:
             qualifying.append(rule)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -156,24 +155,13 @@ def main() -> int:
         cells = "  ".join(f"{k} {v * 1e3:.3f}" for k, v in results[name].items())
         print(f"# {name}: {cells}", flush=True)
     rules = ["auto", *(f"prior {k:g}" for k in args.strengths)]
-    ratios: dict[str, list[float]] = {rule: [] for rule in rules}
     print(f"\nPredE ratio to the best anchor ({', '.join(bench.ANCHORS)}):")
-    print(f"{'task':<36} {'best anchor':>16} " + " ".join(f"{r:>10}" for r in rules))
-    for task, result in results.items():
-        best = min((a for a in bench.ANCHORS if a in result), key=result.get)
-        for rule in rules:
-            ratios[rule].append(result[rule] / result[best])
-        cells = " ".join(f"{result[rule] / result[best]:>10.3f}" for rule in rules)
-        print(f"{task:<36} {best:>8} {result[best] * 1e3:>7.3f} {cells}")
-    means = {rule: math.exp(float(np.mean(np.log(ratios[rule])))) for rule in rules}
-    print(f"{'geometric mean':<36} {'':>16} " + " ".join(f"{means[r]:>10.3f}" for r in rules))
+    ratios, means = bench.anchor_ratios(results, rules, width=10)
     print("\nDecision rule: geomean / baseline's <= 0.95, every task's PredE / baseline's <= 1.1")
     qualifying = []
     for strength in args.strengths:
         rule = f"prior {strength:g}"
-        worse = np.array(ratios[rule]) / np.array(ratios["auto"])
-        worst_task = list(results)[int(np.argmax(worse))]
-        gain = means[rule] / means["auto"]
+        gain, worse, worst_task = bench.against_auto(ratios, means, rule, list(results))
         passes = gain <= MIN_GAIN and worse.max() <= MAX_WORSE
         qualifying += [strength] if passes else []
         print(
