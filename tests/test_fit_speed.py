@@ -6,6 +6,7 @@ the next."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import types
@@ -176,9 +177,13 @@ def test_the_solver_runs_on_one_blas_thread_with_the_libraries_found_once(monkey
 
 @forking
 def test_fork_map_keeps_the_order_and_raises_what_a_worker_raised(always_fork):
+    frozen = gc.get_freeze_count()
     pids = parallel.fork_map(lambda item: (item, os.getpid()), list(range(5)))
     assert [item for item, _ in pids] == list(range(5))
-    assert os.getpid() not in {pid for _, pid in pids}  # each item ran in a worker
+    # each item but the last ran in a worker of its own; the last here, in a worker's place
+    assert len({pid for _, pid in pids[:4]} - {os.getpid()}) == 4
+    assert pids[4][1] == os.getpid()
+    assert gc.get_freeze_count() == frozen  # this process's objects are collected as before
 
     def failing(item: int) -> int:
         if item >= 2:
@@ -209,8 +214,10 @@ def test_a_worker_warns_in_the_caller_and_uses_only_its_share_of_the_workers(
         inner = parallel.fork_map(lambda _: os.getpid(), [0, 1])
         return len({os.getpid(), *inner})
 
-    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "4")  # 2 workers, each with 2 of its own
-    assert parallel.fork_map(shared_out, [0, 1]) == [3, 3]
+    # 2 workers (one of them this process), each keeping 2 busy (itself and one of its own)
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "4")
+    assert parallel.fork_map(shared_out, [0, 1]) == [2, 2]
+    assert parallel.worker_count() == 4  # this process's own share is its whole again
 
 
 @pytest.mark.parametrize("runtime", ["jax", "torch"])

@@ -4,8 +4,10 @@ A fit's refits (the multi-start scouts, the jackknife replicates, the band-growt
 `auto`'s member fits do not depend on each other, and each takes a fraction of a second to
 seconds of one core; a least-squares fit on a few hundred points does not share out over threads
 (`lrlab.laws.base.robust_least_squares` keeps BLAS at one thread). `fork_map` runs them in
-processes forked from this one, so a worker starts with every module and array of the caller
-already in memory (no import, no pickling of the runs): 0.05-0.1 s of CPU a worker on this
+processes forked from this one (all but the last piece, which this process runs itself rather
+than wait), so a worker starts with every module and array of the caller already in memory (no
+import, no pickling of the runs), frozen out of the garbage collector's reach (`gc.freeze`, so
+that the worker's collections do not copy the caller's pages): 0.05-0.1 s of CPU a worker on this
 project's VM (`worth_forking`), against the 0.05-2 s a refit of a long curve takes. Each worker's
 result, and any warning it raised, is pickled back, so the result is the serial one to the bit:
 each piece is computed by the same code on the same inputs.
@@ -23,6 +25,7 @@ with 2, none: it fits serially).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import select
@@ -90,12 +93,14 @@ def fork_map(
     parallel: bool = True,
 ) -> list[Result]:
     """``[function(item) for item in items]``, the items shared out among up to `worker_count`
-    forked workers at once (this process waits meanwhile), or with `all_at_once` (for a few
-    items of unequal length, which the system's scheduler shares out over the cores better than
-    waiting for a free one would) one worker per item whenever `worker_count` is above 1; in
-    this process, in order, where `parallel` is False. The results come in the order of
-    `items`. An exception raised by `function` in a worker is raised here (the first item's, in
-    order); warnings a worker raised are raised again here, in the order of the items."""
+    workers at once, or with `all_at_once` (for a few items of unequal length, which the
+    system's scheduler shares out over the cores better than waiting for a free one would) one
+    worker per item whenever `worker_count` is above 1; in this process, in order, where
+    `parallel` is False. Every worker but one is forked; the last item runs in this process, in
+    the place of a worker, once the others have started (a fork and its page faults saved, and
+    this process would only wait). The results come in the order of `items`. An exception
+    raised by `function` in a worker is raised here (the first item's, in order); warnings a
+    worker raised are raised again here, in the order of the items."""
     available = worker_count()
     workers = min(available, len(items)) if parallel else 1
     if all_at_once and workers > 1:
@@ -105,12 +110,16 @@ def fork_map(
     share = max(1, available // workers)  # what each worker may keep busy itself
     results: dict[int, tuple[bool, Any, list[tuple[str, type[Warning]]]]] = {}
     running: dict[int, tuple[int, int]] = {}  # item index -> (pid, read end of its pipe)
+    last = len(items) - 1
     try:
         for index, item in enumerate(items):
             while len(running) >= workers:  # wait for a worker to finish
                 for done in _finished(running):
                     results[done] = _collect(*running.pop(done))
-            running[index] = _start(function, item, share)
+            if index < last:
+                running[index] = _start(function, item, share)
+            else:  # in a worker's place: this process would only wait, and a fork costs CPU
+                results[index] = _run_here(function, item, share)
         while running:
             done = next(iter(running))
             results[done] = _collect(*running.pop(done))
@@ -144,11 +153,36 @@ def _run(
     return (*outcome, [(str(w.message), w.category) for w in caught])
 
 
+def _run_here(
+    function: Callable[[Item], Result], item: Item, budget: int
+) -> tuple[bool, Any, list[tuple[str, type[Warning]]]]:
+    """`_run` in this process, keeping up to `budget` workers of its own busy, as a worker
+    would."""
+    global _budget
+    before = _budget
+    _budget = budget
+    try:
+        return _run(function, item)
+    finally:
+        _budget = before
+
+
 def _start(function: Callable[[Item], Result], item: Item, budget: int) -> tuple[int, int]:
     """Fork a worker that computes ``function(item)`` (keeping up to `budget` workers of its own
-    busy) and writes `_run`'s outcome, pickled, to a pipe: its pid and the pipe's read end."""
+    busy) and writes `_run`'s outcome, pickled, to a pipe: its pid and the pipe's read end.
+
+    The caller's objects are frozen out of the garbage collector's reach across the fork (the
+    `gc` module's advice for a fork without exec): a collection in the worker would otherwise
+    write to every object the caller had, and so copy each page of them into the worker."""
     read, write = os.pipe()
-    pid = os.fork()
+    gc.freeze()
+    try:
+        pid = os.fork()
+    except OSError:
+        gc.unfreeze()
+        raise
+    if pid != 0:  # the caller collects its own objects again; the worker keeps them frozen
+        gc.unfreeze()
     if pid == 0:  # the worker: never returns, never runs the caller's exit handlers
         global _budget
         status = 1
