@@ -430,16 +430,7 @@ def run_trees(args: argparse.Namespace) -> None:
         src = scratch_copy(args.scratch / label, Path(source).resolve())
         for cap in [int(cap) for cap in (caps or args.caps).split(",")]:
             out = args.scratch / label / f"cap{cap}.jsonl"
-            out.unlink(missing_ok=True)
-            environment = {
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join([str(src), str(REPO / "benchmarks")]),
-                CAP_VARIABLE: str(cap),
-                "LRLAB_FIT_WORKERS": "1",
-            }
-            command = [sys.executable, __file__, "--worker", str(cap), "--out", str(out)]
-            command += ["--only", args.only]
-            children[label, cap] = (subprocess.Popen(command, env=environment), out)
+            children[label, cap] = (start_worker(src, cap, out, args.only), out)
     for key, (child, _) in children.items():
         if child.wait() != 0:
             raise SystemExit(f"the worker for {key} failed (exit status {child.returncode})")
@@ -453,6 +444,20 @@ def run_trees(args: argparse.Namespace) -> None:
         from lrlab.atomic import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps(everything, indent=1))
+
+
+def start_worker(src: Path, cap: int, out: Path, only: str) -> subprocess.Popen:
+    """A child process scoring the jobs (those matching `only`) with the package at `src` and the
+    jackknife refits' cap `cap`, every solve in that process, appending its rows to `out`."""
+    out.unlink(missing_ok=True)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(src), str(REPO / "benchmarks")]),
+        CAP_VARIABLE: str(cap),
+        "LRLAB_FIT_WORKERS": "1",
+    }
+    command = [sys.executable, __file__, "--worker", str(cap), "--out", str(out)]
+    return subprocess.Popen([*command, "--only", only], env=environment)
 
 
 def main() -> None:
@@ -494,16 +499,7 @@ def main() -> None:
     children = {}
     for cap in caps:
         out = args.scratch / f"cap{cap}.jsonl"
-        out.unlink(missing_ok=True)
-        environment = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(src), str(REPO / "benchmarks")]),
-            CAP_VARIABLE: str(cap),
-            "LRLAB_FIT_WORKERS": "1",
-        }
-        command = [sys.executable, __file__, "--worker", str(cap), "--out", str(out)]
-        command += ["--only", args.only]
-        children[cap] = (subprocess.Popen(command, env=environment), out)
+        children[cap] = (start_worker(src, cap, out, args.only), out)
     for cap, (child, _) in children.items():
         if child.wait() != 0:
             raise SystemExit(f"the worker for cap {cap} failed (exit status {child.returncode})")
