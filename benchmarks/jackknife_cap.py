@@ -431,19 +431,7 @@ def run_trees(args: argparse.Namespace) -> None:
         for cap in [int(cap) for cap in (caps or args.caps).split(",")]:
             out = args.scratch / label / f"cap{cap}.jsonl"
             children[label, cap] = (start_worker(src, cap, out, args.only), out)
-    for key, (child, _) in children.items():
-        if child.wait() != 0:
-            raise SystemExit(f"the worker for {key} failed (exit status {child.returncode})")
-    print(f"wall {time.perf_counter() - began:.0f} s")
-    results = {
-        key: [json.loads(line) for line in out.read_text().splitlines()]
-        for key, (_, out) in children.items()
-    }
-    everything = tree_report(results)
-    if args.json:
-        from lrlab.atomic import atomic_write_text
-
-        atomic_write_text(Path(args.json), json.dumps(everything, indent=1))
+    save(tree_report(finished(children, began)), args.json)
 
 
 def start_worker(src: Path, cap: int, out: Path, only: str) -> subprocess.Popen:
@@ -458,6 +446,27 @@ def start_worker(src: Path, cap: int, out: Path, only: str) -> subprocess.Popen:
     }
     command = [sys.executable, __file__, "--worker", str(cap), "--out", str(out)]
     return subprocess.Popen([*command, "--only", only], env=environment)
+
+
+def finished(children: dict[Any, tuple[subprocess.Popen, Path]], began: float) -> dict:
+    """Wait for every `start_worker` child (keyed as the caller keys its results); print the wall
+    time since `began`; return each child's rows, read from its file, under its key."""
+    for key, (child, _) in children.items():
+        if child.wait() != 0:
+            raise SystemExit(f"the worker for {key} failed (exit status {child.returncode})")
+    print(f"wall {time.perf_counter() - began:.0f} s")
+    return {
+        key: [json.loads(line) for line in out.read_text().splitlines()]
+        for key, (_, out) in children.items()
+    }
+
+
+def save(everything: dict, path: str | None) -> None:
+    """Write a report's tables to `path` as JSON (``--json``), if one is given."""
+    if path:
+        from lrlab.atomic import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(everything, indent=1))
 
 
 def main() -> None:
@@ -500,19 +509,7 @@ def main() -> None:
     for cap in caps:
         out = args.scratch / f"cap{cap}.jsonl"
         children[cap] = (start_worker(src, cap, out, args.only), out)
-    for cap, (child, _) in children.items():
-        if child.wait() != 0:
-            raise SystemExit(f"the worker for cap {cap} failed (exit status {child.returncode})")
-    print(f"wall {time.perf_counter() - began:.0f} s")
-    results = {
-        cap: [json.loads(line) for line in out.read_text().splitlines()]
-        for cap, (_, out) in children.items()
-    }
-    everything = report(results, caps)
-    if args.json:
-        from lrlab.atomic import atomic_write_text
-
-        atomic_write_text(Path(args.json), json.dumps(everything, indent=1))
+    save(report(finished(children, began), caps), args.json)
 
 
 if __name__ == "__main__":

@@ -156,8 +156,8 @@ def _run(
 def _run_here(
     function: Callable[[Item], Result], item: Item, budget: int
 ) -> tuple[bool, Any, list[tuple[str, type[Warning]]]]:
-    """`_run` in this process, keeping up to `budget` workers of its own busy, as a worker
-    would."""
+    """`_run` in this process, keeping up to `budget` workers of its own busy: a forked worker's
+    piece, or the caller's own in a worker's place."""
     global _budget
     before = _budget
     _budget = budget
@@ -181,15 +181,11 @@ def _start(function: Callable[[Item], Result], item: Item, budget: int) -> tuple
     except OSError:
         gc.unfreeze()
         raise
-    if pid != 0:  # the caller collects its own objects again; the worker keeps them frozen
-        gc.unfreeze()
     if pid == 0:  # the worker: never returns, never runs the caller's exit handlers
-        global _budget
         status = 1
         try:
             os.close(read)
-            _budget = budget
-            outcome = _run(function, item)
+            outcome = _run_here(function, item, budget)
             try:
                 data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as error:  # noqa: BLE001 - an unpicklable result: say so
@@ -200,6 +196,7 @@ def _start(function: Callable[[Item], Result], item: Item, budget: int) -> tuple
             status = 0
         finally:
             os._exit(status)
+    gc.unfreeze()  # the caller collects its own objects again; the worker keeps them frozen
     os.close(write)
     return pid, read
 
