@@ -15,8 +15,12 @@ widths: the three training schedules at every width, all nine at the largest. Th
 fitted on the training runs of the smaller widths forecasts the nine at the largest, beside the
 per-size fit of the largest width's training runs; `--figure` draws forecast against measured.
 
-    python benchmarks/sizes.py [--part shared,tunnel] [--law lrlab] [--widths 32,48,64,96]
-        [--out out/laws_tunnel] [--figure out/sizes_tunnel.png]
+    python benchmarks/sizes.py [--part shared,tunnel,select] [--law lrlab]
+        [--widths 32,48,64,96] [--out out/laws_tunnel] [--figure out/sizes_tunnel.png]
+        [--folds 32+48:64,32+48+64:96,48+64:96] [--nine] [--candidates TEXT]
+
+``--part select`` scores the candidate forms on folds of the tunnel widths (``--folds``), as
+docs/laws.md's "Ninth round, sizes" chose the default forms.
 """
 
 from __future__ import annotations
@@ -311,17 +315,33 @@ def parse_folds(text: str) -> list[tuple[list[int], int]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="shared,tunnel")
-    parser.add_argument("--law", default="lrlab")
-    parser.add_argument("--widths", default="32,48,64,96")
-    parser.add_argument("--out", default="out/laws_tunnel")
-    parser.add_argument("--figure", default="out/sizes_tunnel.png")
-    parser.add_argument("--folds", default="32+48:64,32+48+64:96,48+64:96")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument(
+        "--part",
+        default="shared,tunnel",
+        help="comma-separated: shared (forecasts the 400M curves: held out), tunnel (the "
+        "smaller widths forecast the largest), select (the forms' candidates on tunnel folds)",
+    )
+    parser.add_argument("--law", default="lrlab", help="the law fitted across sizes")
+    parser.add_argument(
+        "--widths", default="32,48,64,96", help="tunnel: the widths; the largest is forecast"
+    )
+    parser.add_argument("--out", default="out/laws_tunnel", help="the tunnel runs' folder (read)")
+    parser.add_argument("--figure", default="out/sizes_tunnel.png", help="tunnel: the figure")
+    parser.add_argument(
+        "--folds",
+        default="32+48:64,32+48+64:96,48+64:96",
+        help="select: the folds, FITTED+WIDTHS:TARGET, comma-separated",
+    )
     parser.add_argument("--nine", action="store_true", help="select: also nine-run fits")
     parser.add_argument("--candidates", help="select: only the candidates whose label holds this")
     args = parser.parse_args()
     parts = args.part.split(",")
+    unknown = sorted(set(parts) - {"shared", "tunnel", "select"})
+    if unknown:
+        parser.error(
+            f"--part {args.part}: unknown {', '.join(unknown)}; parts: shared, tunnel, select"
+        )
     if "shared" in parts:
         if not shared.shared_data_available():
             print(f"shared data not found at {shared.shared_data_dir()}", file=sys.stderr)

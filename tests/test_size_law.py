@@ -16,8 +16,9 @@ import pytest
 from law_helpers import synthetic_mpl_losses, write_csv
 from lrlab.cli import main
 from lrlab.errors import LrlabError
-from lrlab.laws import SizeLaw, load_law
+from lrlab.laws import SizeLaw, get_law, load_law
 from lrlab.laws.joint import fit_joint
+from lrlab.laws.registry import REGISTRY
 from lrlab.laws.sizes import (
     DEFAULT_FORMS,
     SizeWarning,
@@ -107,6 +108,26 @@ def test_a_size_not_fitted_is_forecast_from_two_sizes():
     for run in runs_at(4e8):
         np.testing.assert_allclose(big.predict_run(run), run.loss, rtol=1e-4)
     assert big.fit_info_["size"]["log_distance"] == pytest.approx(np.log(4))
+
+
+@pytest.mark.parametrize("law", [name for name in REGISTRY if name != "auto"])
+def test_every_least_squares_law_fits_across_sizes(law):
+    """`power` has no shape parameters (its joint fit would share none) but still shares alpha.
+    At each fitted size the size law fits about as well as the law fitted to that size alone."""
+    groups = {"25M": runs_at(25e6, noise=1e-3), "100M": runs_at(1e8, noise=1e-3)}
+    sizes = {"25M": 25e6, "100M": 1e8}
+    fitted = SizeLaw(law, bands=False).fit(groups, sizes)
+
+    def error(fit, runs: list[Run]) -> float:
+        return float(
+            np.mean([np.mean(np.abs(fit.predict(r.lr, r.steps) / r.loss - 1)) for r in runs])
+        )
+
+    for name, count in sizes.items():
+        own = get_law(law, bands=False).fit(groups[name])
+        assert error(fitted.at(count), groups[name]) <= 1.5 * error(own, groups[name]) + 2e-3
+    run = groups["100M"][0]
+    assert np.all(np.isfinite(fitted.at(4e8).predict(run.lr, run.steps)))
 
 
 def test_two_sizes_are_the_joint_fit():
@@ -313,9 +334,57 @@ def test_same_size_in_two_directories_with_different_counts(tmp_path, capsys):
     paths += _write_runs(tmp_path / "b" / "25M", 25e6, names=("cosine",))
     paths += _write_runs(tmp_path / "100M", 1e8, names=("constant",))
     command = ["fit", *paths, "--size-law", "--law", "power"]
-    assert main([*command, "--params", f"{tmp_path / 'b' / '25M'}=26M"]) == 2
+    given = f"{tmp_path / 'b' / '25M'}=26M"
+    assert main([*command, "--params", given]) == 2
     err = capsys.readouterr().err
-    assert "runs of size '25M' are in two directories with different counts" in err
+    assert err.count("\n") == 1
+    # Both directories and where each count came from, the --params argument by name.
+    assert f"{tmp_path / 'a' / '25M'} (25M, from its name)" in err
+    assert f"{tmp_path / 'b' / '25M'} (26M, --params {given})" in err
+    assert "both named '25M'" in err
+
+
+def _fit_sizes(paths: list[str], extra: list[str], out: Path) -> dict:
+    """``lrlab fit --size-law`` on `paths`, saved to `out`: the saved sizes and runs by group."""
+    command = ["fit", *paths, "--size-law", "--law", "power", "--no-bands", "-o", str(out)]
+    assert main([*command, *extra]) == 0
+    data = json.loads(out.read_text())
+    return {"sizes": data["sizes"], "runs": data["fit"]["runs"]}
+
+
+def test_params_names_a_directory_above_the_runs_own_folders(tmp_path, capsys):
+    """The wind tunnel's layout: each run in a folder of its own, ``d32/<run>/eval.csv``; the
+    width's folder, not the run's, is the size (``--params d32=COUNT``, by name or path)."""
+    paths = []
+    for width, count in (("d32", 25e6), ("d48", 1e8)):
+        for name in ("constant", "cosine"):
+            (written,) = _write_runs(tmp_path / width / name, count, names=(name,))
+            paths.append(str(Path(written).rename(Path(written).with_name("eval.csv"))))
+    assert main(["fit", *paths, "--size-law", "--law", "power", "--no-bands"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("or give --params d32=COUNT\n"), err
+    extra = ["--params", "d32=25M", "--params", f"{tmp_path / 'd48'}=100M"]
+    fitted = _fit_sizes(paths, extra, tmp_path / "fit.json")
+    assert fitted["sizes"] == {"d32": 25e6, "d48": 1e8}
+    assert {group: len(runs) for group, runs in fitted["runs"].items()} == {"d32": 2, "d48": 2}
+    # The summary's functions of N ("L0(N) = E + a N^-0.34  ...") line their values up.
+    lines = [line for line in capsys.readouterr().out.splitlines() if "(N) = " in line]
+    assert len(lines) == 2
+    assert len({re.search(r"  (\S+) at ", line).start(1) for line in lines}) == 1, lines
+
+
+def test_runs_are_grouped_by_the_directory_given_not_a_link_s_target(tmp_path):
+    """Logs gathered into ``25M/`` and ``100M/`` as symbolic links are of those sizes, wherever
+    the files they link to lie."""
+    paths = []
+    for size, count, store in (("25M", 25e6, "a"), ("100M", 1e8, "b")):
+        (tmp_path / size).mkdir()
+        for target in _write_runs(tmp_path / "store" / store, count, names=("constant", "wsd")):
+            link = tmp_path / size / Path(target).name
+            link.symlink_to(target)
+            paths.append(str(link))
+    fitted = _fit_sizes(paths, [], tmp_path / "fit.json")
+    assert fitted["sizes"] == {"25M": 25e6, "100M": 1e8}
 
 
 def test_params_without_size_law(tmp_path, capsys):

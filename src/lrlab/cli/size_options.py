@@ -5,14 +5,16 @@
 
 Runs are grouped by directory, as for ``--joint``; a directory's parameter count is read from its
 name when the name is one (``25M``, ``124m``, ``1.3B``, ``350K``), else given with ``--params
-DIR=COUNT``. Heavy modules (scipy's optimiser, through the fit) are imported in the handlers, so
-that building the parser stays cheap.
+DIR=COUNT``, and holds for the runs anywhere below it (the wind tunnel keeps each run in a folder
+of its own: ``d64/<run>/eval.csv``). Heavy modules (scipy's optimiser, through the fit) are
+imported in the handlers, so that building the parser stays cheap.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,8 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=_directory_count,
         metavar="DIR=COUNT",
-        help="with --size-law: the parameter count of the runs in directory DIR (repeatable)",
+        help="with --size-law: the parameter count of the runs in or below directory DIR (a path "
+        "or a name, such as d64 for d64/<run>/eval.csv; repeatable)",
     )
 
 
@@ -109,7 +112,7 @@ def add_study_options(parser: argparse.ArgumentParser) -> None:
         metavar="COUNT|DIR=COUNT",
         help="COUNT: the parameter count of the model to design for and forecast, such as 400M "
         "(with --size-law, or with sizes: in --config; default: the largest size); DIR=COUNT: "
-        "with --size-law, the parameter count of the runs in directory DIR (repeatable)",
+        "with --size-law, the parameter count of the runs in or below directory DIR (repeatable)",
     )
 
 
@@ -149,52 +152,76 @@ def law_at_size(fitted: Any, params: float | None, source: str) -> Law:
 def size_groups(
     paths: list[str], runs: list[Run], given: list[tuple[str, float, str]]
 ) -> tuple[dict[str, list[Run]], dict[str, float]]:
-    """The runs of each directory and each one's parameter count (``--params DIR=COUNT``, else
-    the directory's name), named by the directory. Two directories of one name are one group
-    when their counts agree, an error when they differ; a ``--params`` naming no directory of a
-    run, a directory given two counts, and a directory without a count are errors."""
-    directories: dict[Path, list[Run]] = {}
-    for path, run in zip(paths, runs, strict=True):
-        directories.setdefault(Path(path).resolve().parent, []).append(run)
-    counts: dict[Path, float] = {}
+    """The runs of each size and each size's parameter count, named by the directory the count
+    belongs to. A run's count is that of its nearest directory named by ``--params DIR=COUNT``
+    (a path or a directory's name; the run may lie deeper, as the wind tunnel's
+    ``d64/<run>/eval.csv`` does), else of its nearest directory below the runs' common one
+    whose name is a count (``25M``); directories are taken as given, symlinks not followed, so
+    links gathered into ``25M/`` are 25M's runs. Two directories of one name are one group when
+    their counts agree, an error when they differ; a ``--params`` naming no directory of a run,
+    a directory given two counts, and runs without a count are errors."""
+    folders = [Path(os.path.abspath(path)).parent for path in paths]
+    common = Path(os.path.commonpath(folders))
+    explicit: dict[Path, tuple[float, str]] = {}
     for folder, count, text in given:
-        matches = [d for d in directories if d == Path(folder).resolve() or d.name == folder]
+        target, name = Path(os.path.abspath(folder)), folder.rstrip("/" + os.sep)
+        matches = {d for f in folders for d in (f, *f.parents) if d == target or d.name == name}
         if not matches:
             raise LrlabError(f"--params {text}: no RUN is in a directory {folder!r}")
         for directory in matches:
-            if directory in counts and counts[directory] != count:
+            if directory in explicit and explicit[directory][0] != count:
                 raise LrlabError(
                     f"--params {text}: directory {directory} is given two counts, "
-                    f"{describe_count(counts[directory])} and {describe_count(count)}"
+                    f"{describe_count(explicit[directory][0])} and {describe_count(count)}"
                 )
-            counts[directory] = count
+            explicit[directory] = (count, f"--params {text}")
     groups: dict[str, list[Run]] = {}
     sizes: dict[str, float] = {}
-    seen: dict[str, Path] = {}
-    for directory, members in directories.items():
-        count = counts.get(directory, count_in_name(directory.name))
+    origins: dict[str, tuple[Path, str]] = {}
+    for folder, run in zip(folders, runs, strict=True):
+        directory, count, origin = _run_count(folder, common, explicit)
         if count is None:
             raise LrlabError(
-                f"--size-law: no parameter count for directory {directory}: name it by its "
-                f"size (such as 25M, 124m, 1.3B or 350K) or give --params "
-                f"{directory.name}=COUNT"
+                f"--size-law: no parameter count for directory {folder}: name it (or a "
+                "directory above it) by its size (such as 25M, 124m, 1.3B or 350K) or give "
+                f"--params {directory.name}=COUNT"
             )
         name = directory.name
         if name in sizes and sizes[name] != count:
+            first, said = origins[name]
             raise LrlabError(
-                f"--size-law: runs of size {name!r} are in two directories with different "
-                f"counts: {seen[name]} ({describe_count(sizes[name])}) and {directory} "
-                f"({describe_count(count)})"
+                f"--size-law: directories {first} ({describe_count(sizes[name])}, {said}) and "
+                f"{directory} ({describe_count(count)}, {origin}) are both named {name!r}, "
+                "which names their group, but their counts differ"
             )
-        seen.setdefault(name, directory)
+        origins.setdefault(name, (directory, origin))
         sizes[name] = count
-        groups.setdefault(name, []).extend(members)
+        groups.setdefault(name, []).append(run)
     if len(set(sizes.values())) < 2:
         raise LrlabError(
             f"--size-law: every run is of one size ({describe_count(next(iter(sizes.values())))}"
             f", in {', '.join(groups)}); fitting across sizes needs runs of at least two sizes"
         )
     return groups, sizes
+
+
+def _run_count(
+    folder: Path, common: Path, explicit: dict[Path, tuple[float, str]]
+) -> tuple[Path, float | None, str]:
+    """The directory that gives the count of a run in `folder`, the count (None: no directory
+    does; the directory is then the one to name with ``--params``) and where it came from."""
+    for directory in (folder, *folder.parents):
+        if directory in explicit:
+            count, origin = explicit[directory]
+            return directory, count, origin
+    # Names below the common directory only: those are what set the runs apart (a folder
+    # above them all, /data/7B/..., says nothing about which run is which size).
+    below = [d for d in (folder, *folder.parents) if d != common and common in d.parents]
+    for directory in below or [folder]:
+        count = count_in_name(directory.name)
+        if count is not None:
+            return directory, count, "from its name"
+    return (below[-1] if below else folder), None, ""
 
 
 def run_size_fit(args: argparse.Namespace) -> int:
@@ -231,12 +258,12 @@ def _print_size_fit(law: SizeLaw, quality: dict[str, dict[str, dict[str, float]]
     print(f"peak LR {info['peak']:g}, {describe_warmup(info['warmup'], info.get('warmup_from'))}")
     low, high = law.anchors
     data = law.to_dict()
+    shapes = {name: describe_form(law.forms[name], law.exponent) for name in data["scale"]}
+    width = max(map(len, shapes.values()), default=0)
     for name, values in data["scale"].items():
-        form = law.forms[name]
-        shape = describe_form(form, law.exponent)
         print(
-            f"  {name:>8}(N) = {shape:<14} {values['low']:.6g} at {describe_count(low)}, "
-            f"{values['high']:.6g} at {describe_count(high)}"
+            f"  {name:>8}(N) = {shapes[name]:<{width}}  {values['low']:.6g} at "
+            f"{describe_count(low)}, {values['high']:.6g} at {describe_count(high)}"
         )
     for name, value in data["shared"].items():
         print(f"  {name:>8} = {value:.6g} (shared by the sizes)")

@@ -32,7 +32,8 @@ Each function is parametrised by its values at the smallest and largest fitted s
 *anchors*), within the law's own bounds there, so with two sizes the fit is exactly a joint fit
 and with more the middle sizes lie on the curves. All groups' runs are one robust least-squares
 problem (`lrlab.laws.joint.JointProblem`, the per-group problems stacked, each group's parameter
-vector a function of the anchors), started from the joint fit.
+vector a function of the anchors), started from the joint fit (from each size's own fit for a
+law without shape parameters, `power`).
 
 `SizeLaw.at(N)` is an ordinary fitted `Law` for a model of ``N`` parameters: predict, evaluate,
 bands, `compare_final`, schedule design all work on it. Its band has three parts, each in the
@@ -242,9 +243,12 @@ class SizeLaw:
         # where the runs pin the loss level down best).
         self.reference_area_ = float(max(np.sum(run.lr[: run.steps[-1] + 1]) for run in runs))
         shared = self.shared_names = self._shared_names(template)
+        # The joint fit shares the law's shape parameters; a law with none (`power`, whose
+        # alpha may still be one value for every size) starts from each size's own fit.
         if progress:
-            progress(f"size law: starting point, a joint fit over {len(groups)} groups")
-        if shared:
+            how = "a joint fit" if template.shape_params else "a fit per group"
+            progress(f"size law: starting point, {how} over {len(groups)} groups")
+        if template.shape_params:
             start = fit_joint(self.law, groups, progress=progress, **point_config)
         else:
             start = {name: get_law(self.law, **point_config).fit(m) for name, m in groups.items()}
