@@ -1,11 +1,15 @@
 """What live forecasts cost the training loop (issue 15: "the step-time overhead is under 1%").
 
-    nice -n 5 python benchmarks/live_overhead.py [--parts loop,trainers] [--quads 18]
-        [--discard 1] [--block 50] [--threads 1] [--no-placebo]
+    nice -n 5 python benchmarks/live_overhead.py [--parts loop,lag,trainers|huggingface|lightning]
+        [--quads 18] [--discard 1] [--block 50] [--threads 1] [--no-placebo] [--duty 0.1]
+        [--device cpu|cuda] [--width 64] [--layers 2] [--batch 16] [--seq 64]
 
 The default `lrlab.integrations.Forecaster` (fits in a child process at niceness +10) beside the
-wind tunnel's model at width 64 (2 layers, batch 16x64, AdamW, bytes of the Python standard
-library's source), with the loss logged every 5 steps and a refit every 10 logs:
+wind tunnel's model (by default at width 64: 2 layers, batch 16x64, AdamW, bytes of the Python
+standard library's source), with the loss logged every 5 steps and a refit every 10 logs. With
+``--device cuda`` the model trains on the GPU (TF32 matrix products) and each timed block begins
+and ends with `torch.cuda.synchronize`, so that a block's time is its steps' whole time; the
+forecasts' child still fits on the CPU:
 
 - ``loop``, for each torch thread count in ``--threads``: (a) the training process's added work,
   timed by itself - the time inside ``Forecaster.update`` (recording the point, handing every
@@ -27,6 +31,8 @@ library's source), with the loss logged every 5 steps and a refit every 10 logs:
   contains 1, each from `MIN_QUADS` quads or more. Also the step time by place in the quad (an
   order effect shows there), the training thread's migrations and involuntary context switches
   per arm, the child's CPU in its blocks, and how long ``close()`` took at the end.
+- ``lag``: 40 hand-overs of 10 points each, 0.1 s apart, to the default child: how many fits ran
+  and how long after the last hand-over the forecast of every point came.
 - ``trainers``: the added work, timed the same way, in a Hugging Face Trainer (GPT-2 at width
   64) and a Lightning loop (the tunnel's model) with their callbacks: the time inside every hook
   of the callback each step, and the feeding threads' CPU time, as a fraction of the step time;
@@ -44,18 +50,44 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lrlab.live.background import THREAD_NAMES
+from lrlab.live.background import DUTY, THREAD_NAMES
 
 LOG_EVERY = 5  # steps per logged loss
 REFIT_EVERY = 10  # logged points per refit
-WIDTH, LAYERS, BATCH, SEQ = 64, 2, 16, 64
 RESAMPLES = 10_000
 MIN_QUADS = 8  # kept quads a configuration needs for a verdict
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The trained model and where it trains: the tunnel's transformer, ``width`` x ``layers``
+    (a head per 64 of width, at least 4), ``batch`` sequences of ``seq`` bytes, on ``device``."""
+
+    width: int = 64
+    layers: int = 2
+    batch: int = 16
+    seq: int = 64
+    device: str = "cpu"
+
+    @property
+    def heads(self) -> int:
+        return max(4, self.width // 64)
+
+    def label(self) -> str:
+        return f"d{self.width} x {self.layers} layers, batch {self.batch}x{self.seq}, {self.device}"
+
+    def synchronize(self) -> None:
+        """Wait for the GPU's queued work (a no-op on the CPU)."""
+        if self.device != "cpu":
+            import torch
+
+            torch.cuda.synchronize()
 
 
 def corpus() -> Any:
@@ -135,7 +167,9 @@ def set_affinity(pid: int, cores: set[int]) -> None:
             continue
 
 
-def loop_part(threads: int, quads: int, discard: int, block: int, placebo: bool) -> None:
+def loop_part(
+    shape: Shape, threads: int, quads: int, discard: int, block: int, placebo: bool, duty: float
+) -> None:
     import torch
 
     from lrlab.integrations import Forecaster
@@ -145,7 +179,8 @@ def loop_part(threads: int, quads: int, discard: int, block: int, placebo: bool)
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = Transformer(ModelConfig(d_model=WIDTH, n_layers=LAYERS, n_heads=4), 256, SEQ)
+    config = ModelConfig(d_model=shape.width, n_layers=shape.layers, n_heads=shape.heads)
+    model = Transformer(config, 256, shape.seq).to(shape.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.0, betas=(0.9, 0.95))
     text = corpus()
     cores = sorted(os.sched_getaffinity(0))
@@ -160,11 +195,13 @@ def loop_part(threads: int, quads: int, discard: int, block: int, placebo: bool)
     def run_block(live: Any, steps: int = block) -> tuple[float, float]:
         """Wall-clock and process CPU seconds per step over `steps` steps; with a forecaster,
         the loss goes to it every LOG_EVERY steps."""
+        shape.synchronize()
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             step = state["step"]
-            starts = torch.randint(0, text.numel() - SEQ - 1, (BATCH,))
-            batch = torch.stack([text[s : s + SEQ + 1] for s in starts.tolist()])
+            starts = torch.randint(0, text.numel() - shape.seq - 1, (shape.batch,))
+            batch = torch.stack([text[s : s + shape.seq + 1] for s in starts.tolist()])
+            batch = batch.to(shape.device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = float(schedule(step))
             loss, objective = model(batch[:, :-1], batch[:, 1:])
@@ -177,9 +214,10 @@ def loop_part(threads: int, quads: int, discard: int, block: int, placebo: bool)
                 live.update(step, value, lr)
                 calls.append((time.perf_counter() - began, time.thread_time() - began_cpu))
             state["step"] = step + 1
+        shape.synchronize()
         return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
-    live = Forecaster(schedule=schedule, every=REFIT_EVERY)
+    live = Forecaster(schedule=schedule, every=REFIT_EVERY, duty=duty)
     child = live._background._child.pid
 
     def place(configuration: str) -> None:
@@ -239,7 +277,7 @@ def loop_part(threads: int, quads: int, discard: int, block: int, placebo: bool)
     # (a) counts every timed update, the discarded quads' too: their steps are the denominator.
     steps_with = sum(len(r["with"]) for r in rows if r["configuration"] != "placebo") * block
     kept = [r for r in rows if r["kept"]]
-    report_loop(threads, block, kept, calls, steps_with, helpers, last, closing)
+    report_loop(shape, threads, block, duty, kept, calls, steps_with, helpers, last, closing)
 
 
 def quad_ratio(row: dict[str, Any], index: int) -> float:
@@ -248,8 +286,10 @@ def quad_ratio(row: dict[str, Any], index: int) -> float:
 
 
 def report_loop(
+    shape: Shape,
     threads: int,
     block: int,
+    duty: float,
     rows: list[dict[str, Any]],
     calls: list[tuple[float, float]],
     steps_with: int,
@@ -260,11 +300,11 @@ def report_loop(
     without = [b[0] for r in rows for b in r["without"]]
     base = statistics.median(without)
     print(
-        f"\nloop: tunnel model d{WIDTH} x {LAYERS} layers, batch {BATCH}x{SEQ}, {threads} torch "
+        f"\nloop: tunnel model {shape.label()}, {threads} torch "
         f"thread(s), {block}-step blocks in quads (without-with-with-without, then "
         f"with-without-without-with), configurations taking turns quad by quad; loss logged every "
-        f"{LOG_EVERY} steps, a refit every {REFIT_EVERY} logs (one per block with forecasts); the "
-        "child stopped (SIGSTOP) in the blocks without"
+        f"{LOG_EVERY} steps, a refit asked for every {REFIT_EVERY} logs (once per block with "
+        f"forecasts), the fits' duty {duty:g}; the child stopped (SIGSTOP) in the blocks without"
     )
     print(
         f"  step time without forecasts: median {base * 1000:.1f} ms (blocks "
@@ -354,6 +394,40 @@ def report_loop(
     )
 
 
+# --- lag ----------------------------------------------------------------------------------------
+
+
+def lag_part(duty: float, hand_overs: int = 40, spacing: float = 0.1) -> None:
+    """Hand `hand_overs` batches of 10 points to the default child, `spacing` seconds apart (a
+    loop faster than the fits), then wait: how many fits ran, and how long after the last
+    hand-over its forecast came."""
+    from lrlab.integrations import Forecaster
+
+    schedule = "cosine(peak=3e-3, total=4000, warmup=50, end_ratio=0.1)"
+    rng = np.random.default_rng(0)
+    fitted: list[int] = []
+    with Forecaster(schedule=schedule, every=10, duty=duty) as live:
+        publish = live._background._publish
+
+        def counted(result: dict[str, Any] | None, answered: int) -> None:
+            if result is not None:
+                fitted.append(answered)
+            publish(result, answered)
+
+        live._background._publish = counted
+        for step in range(0, hand_overs * 50, 5):
+            live.update(step, 3 * (step + 100) ** -0.1 + 0.01 * rng.standard_normal())
+            if step % 50 == 45:
+                time.sleep(spacing)
+        began = time.perf_counter()
+        live.forecast(wait=True, timeout=600)
+        late = time.perf_counter() - began
+    print(
+        f"\nlag: {hand_overs} hand-overs {spacing:g} s apart, duty {duty:g}: {len(fitted)} fits; "
+        f"the forecast of every point {late:.1f} s after the last hand-over"
+    )
+
+
 # --- trainers -----------------------------------------------------------------------------------
 
 
@@ -401,31 +475,35 @@ class HookClock:
         )
 
 
-def huggingface_part(steps: int) -> None:
+def huggingface_part(shape: Shape, steps: int) -> None:
     import torch
     import transformers
 
     from lrlab.integrations import TrainerForecastCallback, add_forecast_callback
 
     text = corpus()
-    blocks = text[: 4096 * SEQ].view(-1, SEQ)
+    blocks = text[: 4096 * shape.seq].view(-1, shape.seq)
     data = [{"input_ids": b, "labels": b} for b in blocks]
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
     config = transformers.GPT2Config(
-        vocab_size=256, n_positions=SEQ, n_embd=WIDTH, n_layer=LAYERS, n_head=4
+        vocab_size=256,
+        n_positions=shape.seq,
+        n_embd=shape.width,
+        n_layer=shape.layers,
+        n_head=shape.heads,
     )
     args = transformers.TrainingArguments(
         output_dir="/tmp/lrlab-live-overhead-hf",
         max_steps=steps,
-        per_device_train_batch_size=BATCH,
+        per_device_train_batch_size=shape.batch,
         learning_rate=3e-3,
         lr_scheduler_type="cosine",
         warmup_steps=20,
         logging_steps=LOG_EVERY,
         save_strategy="no",
         report_to=[],
-        use_cpu=True,
+        use_cpu=shape.device == "cpu",
         disable_tqdm=True,
         log_level="error",
     )
@@ -438,14 +516,14 @@ def huggingface_part(steps: int) -> None:
     began = time.perf_counter()
     trainer.train()
     clock.report(
-        f"Hugging Face Trainer, GPT-2 d{WIDTH} x {LAYERS} layers, logging every {LOG_EVERY}",
+        f"Hugging Face Trainer, GPT-2 {shape.label()}, logging every {LOG_EVERY}",
         steps,
         time.perf_counter() - began,
         ("on_train_begin", "on_train_end"),
     )
 
 
-def lightning_part(steps: int) -> None:
+def lightning_part(shape: Shape, steps: int) -> None:
     import lightning
     import torch
 
@@ -454,14 +532,13 @@ def lightning_part(steps: int) -> None:
     from lrlab.tunnel.model import Transformer
 
     text = corpus()
-    windows = text[: 4096 * (SEQ + 1)].view(-1, SEQ + 1)
+    windows = text[: 4096 * (shape.seq + 1)].view(-1, shape.seq + 1)
 
     class Tunnel(lightning.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.model = Transformer(
-                ModelConfig(d_model=WIDTH, n_layers=LAYERS, n_heads=4), 256, SEQ
-            )
+            config = ModelConfig(d_model=shape.width, n_layers=shape.layers, n_heads=shape.heads)
+            self.model = Transformer(config, 256, shape.seq)
 
         def training_step(self, batch: Any, batch_idx: int) -> Any:
             (window,) = batch
@@ -483,24 +560,31 @@ def lightning_part(steps: int) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
-        accelerator="cpu",
+        accelerator="cpu" if shape.device == "cpu" else "gpu",
     )
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(windows), batch_size=BATCH, shuffle=True
+        torch.utils.data.TensorDataset(windows), batch_size=shape.batch, shuffle=True
     )
     began = time.perf_counter()
     trainer.fit(Tunnel(), loader)
     clock.report(
-        f"Lightning, the tunnel's model d{WIDTH} x {LAYERS} layers, logging every {LOG_EVERY}",
+        f"Lightning, the tunnel's model {shape.label()}, logging every {LOG_EVERY}",
         steps,
         time.perf_counter() - began,
         ("on_train_start", "on_train_end"),
     )
 
 
+TRAINER_PARTS = {"huggingface": huggingface_part, "lightning": lightning_part}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="loop,trainers")
+    parser.add_argument(
+        "--parts",
+        default="loop,trainers",
+        help="loop, lag, trainers (= huggingface,lightning)",
+    )
     parser.add_argument("--quads", type=int, default=18, help="loop: quads per configuration")
     parser.add_argument(
         "--discard", type=int, default=1, help="loop: first quads of each configuration not kept"
@@ -511,7 +595,16 @@ def main() -> int:
     parser.add_argument("--block", type=int, default=LOG_EVERY * REFIT_EVERY, help="steps")
     parser.add_argument("--threads", default="1", help="loop: torch thread counts")
     parser.add_argument("--trainer-steps", type=int, default=300)
+    parser.add_argument(
+        "--duty", type=float, default=DUTY, help="loop: the fits' duty (Forecaster's duty)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the model trains")
+    parser.add_argument("--width", type=int, default=Shape.width)
+    parser.add_argument("--layers", type=int, default=Shape.layers)
+    parser.add_argument("--batch", type=int, default=Shape.batch)
+    parser.add_argument("--seq", type=int, default=Shape.seq)
     args = parser.parse_args()
+    shape = Shape(args.width, args.layers, args.batch, args.seq, args.device)
     # On `kill`, unwind (and run the `finally` that lets stopped children go) instead of dying.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.block % (LOG_EVERY * REFIT_EVERY):
@@ -522,18 +615,28 @@ def main() -> int:
         f"{platform.python_version()}, niceness {os.nice(0)}; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
+    if shape.device != "cpu":
+        import torch
+
+        torch.set_float32_matmul_precision("high")  # TF32, as GPU training runs use
+        print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     began = time.perf_counter()
+    if "lag" in parts:
+        lag_part(args.duty)
     if "loop" in parts:
         for threads in (int(t) for t in args.threads.split(",")):
-            loop_part(threads, args.quads, args.discard, args.block, not args.no_placebo)
+            loop_part(
+                shape, threads, args.quads, args.discard, args.block, not args.no_placebo, args.duty
+            )
             print(f"  load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if "trainers" in parts:
+    trainers = [t for t in ("huggingface", "lightning") if t in parts or "trainers" in parts]
+    if trainers:
         import torch
 
         torch.set_num_threads(1)
         print("\ntrainers (one torch thread):")
-        huggingface_part(args.trainer_steps)
-        lightning_part(args.trainer_steps)
+        for trainer in trainers:
+            TRAINER_PARTS[trainer](shape, args.trainer_steps)
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
     return 0
 

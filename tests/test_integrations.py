@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import json
 import os
 import queue
@@ -93,6 +94,87 @@ def test_wait_returns_the_forecast_of_every_point_handed_over(monkeypatch, backg
             live.update(int(step), float(value))
         result = live.forecast(wait=True, timeout=600)
     assert (result["step"], result["points"]) == (int(steps[119]), 120)
+
+
+@pytest.mark.parametrize("background", ["thread", "process"])
+def test_hand_overs_behind_a_fast_loop_coalesce_into_few_fits(background) -> None:
+    # The child once fitted every hand-over in turn: behind a loop faster than its fits they
+    # queued up, the child never rested and the forecast lagged ever further (40 hand-overs in
+    # 4 s gave 40 fits, the last answered 50 s after the last hand-over).
+    steps, loss, _ = curve(COSINE, 8000, every=40)
+    with Forecaster(
+        schedule=COSINE, every=5, background=background, law="mpl", niceness=0, duty=1.0
+    ) as live:
+        for step, value in zip(steps[:100], loss[:100], strict=True):
+            live.update(int(step), float(value))
+        live.forecast(wait=True, timeout=600)  # enough points for a fit that takes its time
+        fitted: list[int] = []
+        publish = live._background._publish
+
+        def counted(result, answered):
+            if result is not None:
+                fitted.append(result["points"])
+            publish(result, answered)
+
+        live._background._publish = counted
+        for step, value in zip(steps[100:160], loss[100:160], strict=True):
+            live.update(int(step), float(value))
+            time.sleep(0.004)  # a hand-over every 20 ms, each to an idle feeder
+        result = live.forecast(wait=True, timeout=600)
+    assert (result["step"], result["points"]) == (int(steps[159]), 160)
+    assert fitted[-1] == 160
+    assert len(fitted) <= 4, f"{len(fitted)} fits for 12 hand-overs: they queued up"
+
+
+def test_fits_rest_between_them_by_the_duty_asked(monkeypatch) -> None:
+    spans: list[tuple[float, float]] = []
+    fit = background_module.Session.forecast
+
+    def timed(self):
+        began = time.monotonic()
+        try:
+            return fit(self)
+        finally:
+            spans.append((began, time.monotonic()))
+
+    monkeypatch.setattr(background_module.Session, "forecast", timed)
+    steps, loss, _ = curve(COSINE, 8000, every=40)
+    with Forecaster(schedule=COSINE, every=5, background="thread", law="mpl", duty=0.25) as live:
+        for step, value in zip(steps[:150], loss[:150], strict=True):
+            live.update(int(step), float(value))
+            time.sleep(0.01)  # a hand-over every 0.05 s: always more points than fitted
+        count = len(spans)
+    assert count >= 3
+    # A fit of d seconds begun at t: the next begins at t + d / duty or later.
+    for (began, ended), (following, _) in itertools.pairwise(spans[:count]):
+        assert following - began >= (ended - began) / 0.25 - 1e-6
+
+
+@pytest.mark.parametrize("background", ["thread", "process"])
+def test_wait_starts_the_next_fit_without_its_rest(background) -> None:
+    steps, loss, _ = curve(COSINE, 8000, every=40)
+    with Forecaster(
+        schedule=COSINE, every=5, background=background, law="mpl", niceness=0, duty=0.01
+    ) as live:
+        for step, value in zip(steps[:120], loss[:120], strict=True):
+            live.update(int(step), float(value))
+        began = time.perf_counter()
+        first = live.forecast(wait=True, timeout=600)
+        once = time.perf_counter() - began
+        # Handed over while the first fit rests (99 times its length, at duty 0.01).
+        for step, value in zip(steps[120:160], loss[120:160], strict=True):
+            live.update(int(step), float(value))
+        began = time.perf_counter()
+        second = live.forecast(wait=True, timeout=600)
+        again = time.perf_counter() - began
+    assert (first["points"], second["points"]) == (120, 160)
+    assert again < 20 * once, f"waited {again:.1f} s after a {once:.1f} s fit: it rested"
+
+
+def test_duty_outside_its_range_is_an_error() -> None:
+    for bad in (0, -0.5, 1.5, "half"):
+        with pytest.raises(LrlabError, match="duty must be a number above 0 and at most 1"):
+            Forecaster(schedule=COSINE, duty=bad)
 
 
 def test_the_fitting_process_runs_at_the_niceness_asked() -> None:
@@ -299,7 +381,10 @@ def test_huggingface_trainer_logs_forecasts_to_its_loggers(tmp_path) -> None:
             time.sleep(0.01)
 
     trainer = _zen_trainer(tmp_path, torch, transformers, Slow, lr_scheduler_type="cosine")
-    callback = TrainerForecastCallback(every=3, law="power", background="thread", max_band=10.0)
+    # duty=1: no rest between fits, so that forecasts arrive within this short run.
+    callback = TrainerForecastCallback(
+        every=3, law="power", background="thread", max_band=10.0, duty=1.0
+    )
     add_forecast_callback(trainer, callback)
     trainer.train()
 
@@ -363,6 +448,9 @@ def test_huggingface_trainer_forecasts_before_the_decay_with_a_prior(tmp_path) -
     scalars = [row for file in sorted(tmp_path.rglob("*tfevents*")) for row in read_scalars(file)]
     early = [step for _, step, tag, _ in scalars if tag == "train/forecast/final_loss"]
     assert min(early) < decay  # without the prior, no forecast before the decay has begun
+    # Before the decay there are cooldown starts to choose from: the best one is logged too.
+    tags = {tag for _, step, tag, _ in scalars if step < decay}
+    assert {"train/forecast/high", "train/forecast/best_cooldown_start"} <= tags, tags
 
 
 # --- Lightning ------------------------------------------------------------------------------
@@ -409,8 +497,9 @@ def test_lightning_loop_logs_forecasts_to_its_loggers(tmp_path) -> None:
             ramp = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, step / 20))
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": ramp, "interval": "step"}}
 
+    # duty=1: no rest between fits, so that forecasts arrive within this short run.
     callback = LightningForecastCallback(
-        every=3, law="power", background="thread", max_band=10.0, log_every_n_steps=2
+        every=3, law="power", background="thread", max_band=10.0, log_every_n_steps=2, duty=1.0
     )
     _fit_on_zen(tmp_path, torch, lightning, Bigram, callback, 300)
 
@@ -468,5 +557,8 @@ def test_lightning_loop_forecasts_before_the_decay_with_a_prior(tmp_path) -> Non
 
     assert any(step < decay and from_prior for step, from_prior in seen), seen[-5:]
     with open(folder / "metrics.csv") as file:
-        steps = [int(r["step"]) for r in csv.DictReader(file) if r.get("forecast/final_loss")]
-    assert min(steps) < decay  # without the prior, no forecast before the decay has begun
+        rows = [r for r in csv.DictReader(file) if r.get("forecast/final_loss")]
+    assert min(int(r["step"]) for r in rows) < decay  # without the prior, none before the decay
+    # Before the decay there are cooldown starts to choose from: the best one is logged too.
+    early = [r for r in rows if int(r["step"]) < decay]
+    assert all(r["forecast/high"] and r["forecast/best_cooldown_start"] for r in early), early

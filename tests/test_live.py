@@ -379,6 +379,14 @@ def test_total_steps_are_needed_without_a_schedule_total() -> None:
     with pytest.raises(LrlabError, match="--total-steps"):
         LiveForecaster(schedule="constant(peak=1e-3, warmup=10)")
     assert LiveForecaster(schedule=WSD).total_steps == 8000
+    # A warmup joined before a WSD (as the wind tunnel's sidecars hold): the WSD's end.
+    warmed = (
+        f"join(schedules=[piecewise_linear(points=[[0, 0], [71, 3e-3]]), {WSD}], boundaries=[72])"
+    )
+    assert LiveForecaster(schedule=warmed).total_steps == 8072
+    assert LiveForecaster(schedule=f"join(schedules=[{WSD}], boundaries=[])").total_steps == 8000
+    with pytest.raises(LrlabError, match="--total-steps"):
+        LiveForecaster(schedule=f"join(schedules=[{WSD}, constant(peak=1e-4)], boundaries=[8000])")
 
 
 # --- following a log ----------------------------------------------------------------------------
@@ -435,7 +443,10 @@ def test_follower_rereads_a_rewritten_log_and_keeps_a_rotated_one(tmp_path) -> N
         write_csv(path, later, np.full(later.size, 3.0), lr)
         run = follower.read()
         assert run.steps[0] == 40 and run.steps[-1] == 2360 and run.steps.size == 59
-        assert any("rotated" in note for note in follower.notes)
+        # Only the rotation is said: not what reading the new file alone (its first LR at step
+        # 2040, as if it were the whole run) would have said of a run that is not the one read.
+        (note,) = follower.notes
+        assert "rotated" in note and "before step 2040" in note
 
 
 def test_follower_of_a_missing_log_waits(tmp_path) -> None:
@@ -457,6 +468,17 @@ def test_follower_notes_nan_losses(tmp_path) -> None:
         assert run.steps[-1] == 1800
         assert any("dropped 5 NaN/inf" in note for note in follower.notes)
         assert all(str(tmp_path / "run.csv") in note for note in follower.notes)
+
+
+def test_follower_notes_name_a_relative_log_as_given(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    steps, loss, lr = _log(tmp_path, 2000)
+    loss[-1] = np.nan
+    write_csv(tmp_path / "run.csv", steps, loss, lr)
+    with LogFollower("run.csv") as follower:
+        follower.read()
+        (note,) = follower.notes
+        assert note.startswith("run.csv: dropped 1 NaN/inf"), note  # not ./run.csv, nor a copy
 
 
 def test_follower_of_a_tunnel_run_folder_reads_its_eval_log_and_total(tmp_path) -> None:

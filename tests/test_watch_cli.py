@@ -12,6 +12,8 @@ import pytest
 from live_helpers import curve, run_until, write_csv
 from lrlab.cli import main
 from lrlab.laws import get_law
+from lrlab.live import LiveForecaster, LogFollower
+from lrlab.live.watch import watch
 
 WSD = "wsd(peak=3e-4, total=8000, warmup=400, cooldown_fraction=0.2)"
 COSINE = "cosine(peak=3e-4, total=8000, warmup=400, end_ratio=0.1)"
@@ -52,6 +54,19 @@ def test_watch_once_table_and_plot(tmp_path, capsys) -> None:
     assert out.splitlines()[0].split()[:2] == ["step", "loss"]
     assert out.splitlines()[1].split()[0] == "4800"
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_plot_into_a_missing_folder_is_an_error_before_any_fit(tmp_path, capsys) -> None:
+    """Said at the start, not at the first forecast, which may come hours into a run."""
+    path = tmp_path / "run.csv"
+    _write(path, COSINE, 600)  # too few points: no forecast, so no plot would be drawn yet
+    plot = tmp_path / "none" / "live.png"
+    for command in ("watch", "whatif"):
+        args = [command, str(path), "--schedule", COSINE, "--plot", str(plot), *FAST]
+        assert main([*args, *(["--once"] if command == "watch" else [])]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == f"lrlab: error: {plot}: folder {plot.parent} does not exist\n"
 
 
 def test_watch_with_too_few_points_says_how_many_more(tmp_path, capsys) -> None:
@@ -113,6 +128,36 @@ def test_watch_waits_for_a_log_that_does_not_exist_yet(tmp_path, capsys) -> None
     captured = capsys.readouterr()
     assert f"waiting for {path} to appear" in captured.err
     assert _json_lines(captured.out)[-1]["step"] == 4800
+
+
+def test_watch_stops_when_the_log_has_gone_for_the_idle_time(tmp_path) -> None:
+    """A log deleted (or rotated away and never written again) has stopped growing: watch stops
+    after --idle as for a log that stays, instead of waiting for it forever."""
+    path = tmp_path / "run.csv"
+    _write(path, COSINE, 4800)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        path.unlink(missing_ok=True)
+        assert now[0] < 100, "watch still waits for a log gone for 100 s, with --idle 10"
+
+    reports, said = [], []
+    with LogFollower(path, schedule=COSINE) as follower:
+        forecaster = LiveForecaster(schedule=COSINE, law="power")
+        watch(
+            follower,
+            forecaster,
+            reports.append,
+            idle=10,
+            poll=1,
+            say=said.append,
+            clock=lambda: now[0],
+            sleep=sleep,
+        )
+    assert [report.step for report in reports] == [4800]
+    assert said[0] == f"{path} has gone; waiting for it to come back"
+    assert said[-1] == f"{path} has not grown for 10 s; stopping" and 10 <= now[0] < 12
 
 
 def test_watch_once_of_a_missing_log_is_an_error(tmp_path, capsys) -> None:
@@ -181,6 +226,23 @@ def test_no_fallback_gives_no_forecast_where_the_law_is_not_pinned_down(tmp_path
     assert main([*args, "--json", "--no-fallback"]) == 0
     (data,) = _json_lines(capsys.readouterr().out)
     assert data["status"] == "unstable" and "undetermined" in data["notes"][-1]
+
+
+def test_a_log_past_the_total_steps_is_an_error_not_a_forecast(tmp_path, capsys) -> None:
+    """A budget the log has already passed (a wrong --total-steps) has no final loss to forecast;
+    a log that ends at the total itself (a Trainer logs its last step as ``max_steps``) has."""
+    path = tmp_path / "run.csv"
+    _write(path, COSINE, 4800)
+    for command in ("whatif", "watch"):
+        args = [command, str(path), "--schedule", COSINE, "--total-steps", "4000", *FAST]
+        assert main([*args, *(["--once"] if command == "watch" else [])]) == 2
+        assert capsys.readouterr().err == (
+            f"lrlab: error: {path}: the log reaches step 4800, past the run's total of 4000 "
+            "steps; give the run's budget with --total-steps\n"
+        )
+    args = ["whatif", str(path), "--schedule", COSINE, "--total-steps", "4800", "--json", *FAST]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["total_steps"] == 4800
 
 
 def test_whatif_with_a_bad_cooldown_is_an_error(tmp_path, capsys) -> None:

@@ -109,7 +109,11 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "prior file, or default: lrlab's, from three data sets (rough: docs/live.md); without "
         "it no forecast until the decay begins",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON (one object a line)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: watch one object a line per forecast, whatif one object",
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="keep a plot of the forecast here")
 
 
@@ -138,6 +142,7 @@ def run_watch(args: argparse.Namespace) -> int:
         raise LrlabError(f"--every must be at least 1, got {args.every}")
     if args.idle <= 0 or args.poll <= 0:
         raise LrlabError("--idle and --poll must be positive")
+    _check_plot(args.plot)
     columns = parse_column_mapping(args.columns)
     with LogFollower(
         args.path, schedule=args.schedule, columns=columns, metric=args.metric
@@ -167,7 +172,9 @@ def run_whatif(args: argparse.Namespace) -> int:
     """``lrlab whatif``: one forecast of a log, with every what-if listed."""
     from lrlab.live.background import json_safe
     from lrlab.live.follow import LogFollower
+    from lrlab.live.watch import forecast_log
 
+    _check_plot(args.plot)
     columns = parse_column_mapping(args.columns)
     with LogFollower(args.path, schedule=args.schedule, columns=columns) as follower:
         if not follower.exists():
@@ -176,7 +183,7 @@ def run_whatif(args: argparse.Namespace) -> int:
         if run is None:
             raise LrlabError(f"{follower.log}: no complete data line yet")
         forecaster = _forecaster(args, follower.schedule_spec(), follower.total_steps)
-        result = forecaster.forecast(run, follower.notes)
+        result = forecast_log(forecaster, follower, run)
     if args.json:
         print(json.dumps(json_safe(result.to_dict()), indent=2))
     else:
@@ -184,6 +191,15 @@ def run_whatif(args: argparse.Namespace) -> int:
     if args.plot and result.status == "forecast":
         _plot(result, run, args.plot)
     return 0
+
+
+def _check_plot(path: str | None) -> None:
+    """A plot that cannot be written is said at the start, not at the first forecast (which may
+    come hours into a run)."""
+    if path:
+        from lrlab.report.plots import check_figure_path
+
+        check_figure_path(path)
 
 
 def say(message: str) -> None:

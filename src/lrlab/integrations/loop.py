@@ -26,7 +26,7 @@ from typing import Any, Self
 from lrlab.errors import LrlabError
 from lrlab.laws import DEFAULT_SINGLE_LAW, Law
 from lrlab.laws.prior import DecayPrior
-from lrlab.live.background import NICENESS, BackgroundForecaster
+from lrlab.live.background import DUTY, NICENESS, BackgroundForecaster
 from lrlab.schedules import Schedule, from_spec
 
 METRIC_NAMES = (
@@ -65,7 +65,8 @@ class Forecaster:
     one, the logged LR is interpolated and held at its last value up to `total_steps` (default:
     the schedule's total). `every`: points per refit. `background`: ``process`` (a child process
     at a lower priority, the default) or ``thread``; `niceness`: how much lower the child's
-    priority is (0-19; 0 where every core is busy and forecasts must not lag). `prior`: the
+    priority is (0-19; 0 where every core is busy and forecasts must not lag). `duty`: the most
+    of one core's time the fits take on average (they rest between fits; 1: no rest). `prior`: the
     decay prior, as ``lrlab watch --prior``: None (the default: no forecast until the run's decay
     has begun), ``"default"`` (lrlab's, `lrlab.laws.prior.default_prior`), a prior file or a
     `DecayPrior`; without a `reference`, a run whose decay has not begun is then forecast with it
@@ -83,6 +84,7 @@ class Forecaster:
         json_path: str | Path | None = None,
         background: str = "process",
         niceness: int = NICENESS,
+        duty: float = DUTY,
         law: str = DEFAULT_SINGLE_LAW,
         reference: Law | str | Path | None = None,
         cooldown: str | None = None,
@@ -112,7 +114,7 @@ class Forecaster:
         self.has_schedule = spec is not None
         self.json_path = None if json_path is None else Path(json_path)
         self._background = BackgroundForecaster(
-            options, mode=background, json_path=json_path, niceness=niceness
+            options, mode=background, json_path=json_path, niceness=niceness, duty=duty
         )
         self._pending: tuple[list[int], list[float], list[float]] = ([], [], [])
         self._seen: dict[str, Any] | None = None

@@ -12,8 +12,14 @@ takes a second or more and must not stall it. `BackgroundForecaster` runs the fi
 - ``thread``: a daemon thread in the training process. No process to start, but a fit's Python
   code competes with the training loop for the interpreter lock.
 
-Either way only the latest request counts: points that arrive while a fit runs are kept, and the
-next fit starts from all of them, so fits never queue up behind a fast loop. Each forecast is a
+Either way one fit runs at a time and only the latest request counts: points that arrive while a
+fit runs are kept, and the next fit starts from all of them, so fits never queue up behind a fast
+loop. And the fits rest between them: after a fit of t seconds the next starts no sooner than
+t * (1 / `duty` - 1) seconds later (`DUTY`, a tenth of one core on average), unless `wait` asks
+for one. A core kept busy without a break slowed a GPU training loop on another core of the same
+machine by about 5% (BENCHMARKS.md, "Live forecasts on a GPU"); if that cost is in proportion to
+the time the fits take (not measured), a tenth is half of the 1% that forecasts may cost a run. A
+forecast every several seconds is fresh enough for a run that lasts hours. Each forecast is a
 `LiveForecast.to_dict` object; it is also written, atomically, to `json_path` when one is given.
 """
 
@@ -31,7 +37,6 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,6 +50,7 @@ from lrlab.runs.per_step_lr import lr_from_logged, lr_from_schedule
 
 MODES = ("process", "thread")
 NICENESS = 10  # the fitting process yields the CPU to the training loop on a busy machine
+DUTY = 0.1  # the most of one core's time the fits take on average (module docstring)
 CLOSE_GRACE = 0.5  # seconds `close` gives a child in a fit, twice at most, before it stops it
 THREAD_NAMES = ("lrlab-forecast-fitter", "lrlab-forecast-feeder", "lrlab-forecast-reader")
 
@@ -122,9 +128,10 @@ class BackgroundForecaster:
 
     `options` are `LiveForecaster`'s keyword arguments (plain data: a schedule as a spec, a
     reference fit as a path, so that they reach a child process). `niceness`: how much lower
-    the child process's scheduling priority is than the caller's (0-19, process mode). `submit`
-    hands over new points and asks for a fit; `latest` is the newest forecast; `wait` blocks
-    until the fits asked for are done.
+    the child process's scheduling priority is than the caller's (0-19, process mode). `duty`
+    (0 < duty <= 1): the most of one core's time the fits take on average; 1 fits again as soon
+    as a fit ends. `submit` hands over new points and asks for a fit; `latest` is the newest
+    forecast; `wait` blocks until the fits asked for are done (it starts the next fit at once).
     """
 
     def __init__(
@@ -134,13 +141,17 @@ class BackgroundForecaster:
         mode: str = "process",
         json_path: str | Path | None = None,
         niceness: int = NICENESS,
+        duty: float = DUTY,
     ) -> None:
         if mode not in MODES:
             raise LrlabError(f"background mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not (isinstance(niceness, int) and 0 <= niceness <= 19):
             raise LrlabError(f"niceness must be an integer from 0 to 19, got {niceness!r}")
+        if not (isinstance(duty, int | float) and 0 < duty <= 1):
+            raise LrlabError(f"duty must be a number above 0 and at most 1, got {duty!r}")
         LiveForecaster(**options)  # bad options fail here, in the caller, not in the background
         self.mode = mode
+        self.duty = float(duty)
         self._latest: dict[str, Any] | None = None
         self._asked = 0
         self._done = 0
@@ -149,7 +160,6 @@ class BackgroundForecaster:
         path = None if json_path is None else str(json_path)
         if mode == "thread":
             self._session = Session(options, path)
-            target: Callable[[], None] = self._fit_in_thread
             name = THREAD_NAMES[0]
         else:
             self._child = subprocess.Popen(
@@ -159,12 +169,12 @@ class BackgroundForecaster:
                 start_new_session=True,  # its own autogroup: see `lower_priority`
             )
             self._send(("init", options, path))
-            target, name = self._feed_child, THREAD_NAMES[1]
+            name = THREAD_NAMES[1]
             self._reader = threading.Thread(
                 target=self._read_child, name=THREAD_NAMES[2], daemon=True
             )
             self._reader.start()
-        self._worker = threading.Thread(target=target, name=name, daemon=True)
+        self._worker = threading.Thread(target=self._pace_fits, name=name, daemon=True)
         self._worker.start()
 
     def submit(self, steps: list[int], losses: list[float], lrs: list[float]) -> None:
@@ -184,7 +194,8 @@ class BackgroundForecaster:
 
     def wait(self, timeout: float | None = None) -> dict[str, Any] | None:
         """Block until every fit asked for so far is done (or `timeout` seconds); the newest
-        forecast."""
+        forecast. The next fit starts without its rest."""
+        self._inbox.put(("hurry",))
         with self._changed:
             self._changed.wait_for(lambda: self._done >= self._asked, timeout)
             return self._latest
@@ -230,46 +241,59 @@ class BackgroundForecaster:
             self._done = max(self._done, answered)
             self._changed.notify_all()
 
-    def _drain(self, first: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], bool]:
-        """`first` and whatever else is waiting: the fits coalesce into one."""
-        items, stop = [first], first[0] == "stop"
-        while not stop:
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                break
-            items.append(item)
-            stop = item[0] == "stop"
-        return [item for item in items if item[0] == "points"], stop
-
-    def _fit_in_thread(self) -> None:
+    def _pace_fits(self) -> None:
+        """The fitter's loop (both modes): one fit at a time, from every point handed over
+        since the last, each after the rest that `duty` asks for (module docstring)."""
+        pending: list[tuple[Any, ...]] = []
+        busy = hurry = False
+        began = ready = 0.0
         while True:
-            batches, stop = self._drain(self._inbox.get())
-            if stop:
+            waiting = busy or not pending or hurry
+            timeout = None if waiting else max(0.0, ready - time.monotonic())
+            try:
+                item = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                item = ("rested",)
+            if item[0] == "stop":
+                if self.mode == "process":
+                    with contextlib.suppress(BrokenPipeError, OSError):
+                        self._send(("stop",))
                 return
-            for _, _, steps, losses, lrs in batches:
-                self._session.add(steps, losses, lrs)
-            self._publish(self._session.forecast(), batches[-1][1])
+            if item[0] == "points":
+                pending.append(item)
+            elif item[0] == "hurry":
+                hurry = True
+            elif item[0] == "answered":
+                busy = False
+                ready = began + (time.monotonic() - began) / self.duty
+            if pending and not busy and (hurry or time.monotonic() >= ready):
+                answered = pending[-1][1]
+                steps, losses, lrs = ([v for p in pending for v in p[i]] for i in (2, 3, 4))
+                pending, busy, hurry, began = [], True, False, time.monotonic()
+                if not self._start_fit(answered, steps, losses, lrs):
+                    return
+
+    def _start_fit(
+        self, answered: int, steps: list[int], losses: list[float], lrs: list[float]
+    ) -> bool:
+        """Fit the points (thread mode) or hand them to the child; its end comes back to
+        `_pace_fits` as an ``answered`` item. False when the child is gone."""
+        if self.mode == "thread":
+            self._session.add(steps, losses, lrs)
+            self._publish(self._session.forecast(), answered)
+            self._inbox.put(("answered",))
+            return True
+        try:
+            self._send(("fit", answered, steps, losses, lrs))
+        except (BrokenPipeError, OSError):  # the child is gone: nothing more will come
+            self._publish(None, 1 << 62)
+            return False
+        return True
 
     def _send(self, message: tuple[Any, ...]) -> None:
         assert self._child.stdin is not None
         pickle.dump(message, self._child.stdin)
         self._child.stdin.flush()
-
-    def _feed_child(self) -> None:
-        """Forward points to the child; it fits once per message, so batches are merged."""
-        while True:
-            batches, stop = self._drain(self._inbox.get())
-            try:
-                if batches:
-                    merged = [[value for b in batches for value in b[i]] for i in (2, 3, 4)]
-                    self._send(("fit", batches[-1][1], *merged))
-                if stop:
-                    self._send(("stop",))
-                    return
-            except (BrokenPipeError, OSError):  # the child is gone: nothing more will come
-                self._publish(None, 1 << 62)
-                return
 
     def _read_child(self) -> None:
         stream = self._child.stdout
@@ -281,6 +305,7 @@ class BackgroundForecaster:
                 self._publish(None, 1 << 62)  # unblock `wait`: no more answers
                 return
             self._publish(result, answered)
+            self._inbox.put(("answered",))
 
 
 def autogroup_nice(pid: int | str = "self") -> int | None:

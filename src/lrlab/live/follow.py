@@ -142,7 +142,12 @@ class LogFollower:
         notes = [str(w.message) for w in caught if "is cut off" not in str(w.message)]
         if self._rotated_note and self._kept:
             notes.append(self._rotated_note)
-        self.notes = [note.replace(str(self._scratch), str(self.log.parent)) for note in notes]
+        # The copy read stands for the user's log: name it as they gave it.
+        copy, folder = str(self._scratch / self.log.name), str(self._scratch)
+        self.notes = [
+            note.replace(copy, str(self.log)).replace(folder, str(self.log.parent))
+            for note in notes
+        ]
         if run is not None:
             self._last = run
         return run
@@ -188,17 +193,21 @@ class LogFollower:
         self._last_text = complete
         if not _has_data(complete, self.log.suffix.lower()):
             return None
-        run = self._parse(complete)
         if self._kept and self._kept_first_step is not None:
-            if int(run.steps[0]) <= self._kept_first_step:
+            # Where the new file starts decides what the run is; what reading it alone says (an
+            # LR that seems to start at its first step) is not said of the run read.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RunWarning)
+                first = int(self._parse(complete).steps[0])
+            if first <= self._kept_first_step:
                 self._kept = b""  # the new file has the whole history: a rewrite
             else:
                 self._rotated_note = (
-                    f"{self.log} was rotated: the rows before step {int(run.steps[0])} are "
-                    "kept from the earlier file"
+                    f"{self.log} was rotated: the rows before step {first} are kept from the "
+                    "earlier file"
                 )
-                run = self._parse(self._kept + _without_header(complete, self.log.suffix))
-        return run
+                return self._parse(self._kept + _without_header(complete, self.log.suffix))
+        return self._parse(complete)
 
     def _parse(self, text: bytes) -> Run:
         copy = self._scratch / self.log.name

@@ -4,7 +4,8 @@
 first has points and then whenever `every` points beyond the last fitted step have arrived, and
 hands each `LiveForecast` to `report`. It returns when the run reaches its total steps, or when
 the log has not grown for `idle` seconds, after a last forecast of any points not yet fitted.
-While the log does not exist, it says so once (`say`) and waits for it, without a time limit.
+While the log does not exist, it says so once (`say`) and waits for it, without a time limit;
+a log that goes away after it appeared (deleted, or rotated away) counts as not growing.
 With `once`, it reads the log once, reports one forecast and returns (a missing log is then an
 error).
 """
@@ -58,7 +59,7 @@ def watch(
             raise LrlabError(f"{follower.log}: no such file (yet)")
         run = follower.read()
         result = (
-            waiting_forecast(forecaster) if run is None else _forecast(forecaster, follower, run)
+            waiting_forecast(forecaster) if run is None else forecast_log(forecaster, follower, run)
         )
         report(result)
         return result
@@ -69,11 +70,20 @@ def watch(
     grew_at: float | None = None
     while True:
         if not follower.exists():
-            if not announced:
-                say(describe_wait(follower.log))
-                announced = True
+            if grew_at is None:  # not there yet: wait for the job to write it, however long
+                if not announced:
+                    say(describe_wait(follower.log))
+                    announced = True
+            else:  # gone after it appeared (deleted, or rotated away): it has stopped growing
+                if not announced:
+                    say(f"{follower.log} has gone; waiting for it to come back")
+                    announced = True
+                if clock() - grew_at >= idle:
+                    say(f"{follower.log} has not grown for {idle:g} s; stopping")
+                    return last
             sleep(poll)
             continue
+        announced = False
         grew_at = clock() if grew_at is None else grew_at
         run = follower.read()
         if run is not None:
@@ -85,7 +95,7 @@ def watch(
             fresh = latest.steps.size if fitted_step is None else np.sum(latest.steps > fitted_step)
             # The first points, every `every` new ones, and whatever is new at the end.
             if fresh >= every or (fresh and (stopping or fitted_step is None)):
-                last = _forecast(forecaster, follower, latest)
+                last = forecast_log(forecaster, follower, latest)
                 fitted_step = int(latest.steps[-1])
                 report(last)
         if finished:
@@ -97,5 +107,14 @@ def watch(
         sleep(poll)
 
 
-def _forecast(forecaster: LiveForecaster, follower: LogFollower, run: Run) -> LiveForecast:
+def forecast_log(forecaster: LiveForecaster, follower: LogFollower, run: Run) -> LiveForecast:
+    """The forecast of the run `follower` read; a log past the run's total steps is an error (a
+    wrong budget: there is no final loss left to forecast). A log that ends at the total itself
+    is not: a Trainer logs its last step as its step count."""
+    last = int(run.steps[-1])
+    if last > forecaster.total_steps:
+        raise LrlabError(
+            f"{follower.log}: the log reaches step {last}, past the run's total of "
+            f"{forecaster.total_steps} steps; give the run's budget with --total-steps"
+        )
     return forecaster.forecast(run, follower.notes)

@@ -34,6 +34,7 @@ from lrlab.schedules import (
     WSDC,
     Constant,
     Infinite,
+    Join,
     Schedule,
     anneal,
     parse,
@@ -145,9 +146,14 @@ def stable_schedule(schedule: Schedule | None) -> Schedule | None:
 
 
 def schedule_total(schedule: Schedule | None) -> int | None:
-    """A schedule's own budget: `total`, or where an infinite schedule's anneal ends."""
+    """A schedule's own budget: `total`, where an infinite schedule's anneal ends, or where the
+    last phase of a `Join` ends (a warmup joined before a WSD, as wind-tunnel sidecars hold)."""
     if schedule is None:
         return None
+    if isinstance(schedule, Join):
+        last = schedule_total(schedule.schedules[-1])
+        offset = schedule.boundaries[-1] if schedule.boundaries else 0
+        return None if last is None else offset + last
     total = getattr(schedule, "total", None)
     if isinstance(total, int):
         return total
