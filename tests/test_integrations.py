@@ -171,6 +171,22 @@ def test_wait_starts_the_next_fit_without_its_rest(background) -> None:
     assert again < 20 * once, f"waited {again:.1f} s after a {once:.1f} s fit: it rested"
 
 
+def test_a_child_that_dies_in_a_fit_stops_the_hand_overs() -> None:
+    # Once the child is gone no fit will come: the pacer must not keep the run's points for one.
+    steps, loss, _ = curve(COSINE, 8000, every=40)
+    with Forecaster(schedule=COSINE, every=5, law="mpl", niceness=0, duty=1.0) as live:
+        for step, value in zip(steps[:120], loss[:120], strict=True):
+            live.update(int(step), float(value))
+        time.sleep(0.3)  # in its fit of 120 points (seconds)
+        os.kill(live._background._child.pid, signal.SIGKILL)
+        live._background._child.wait()
+        for step, value in zip(steps[120:160], loss[120:160], strict=True):
+            live.update(int(step), float(value))
+        live._background._worker.join(timeout=10)
+        assert not live._background._worker.is_alive()
+        live.forecast(wait=True, timeout=10)  # returns: no answer will come
+
+
 def test_duty_outside_its_range_is_an_error() -> None:
     for bad in (0, -0.5, 1.5, "half"):
         with pytest.raises(LrlabError, match="duty must be a number above 0 and at most 1"):

@@ -303,6 +303,9 @@ class BackgroundForecaster:
                 answered, result = pickle.load(stream)
             except (EOFError, OSError, pickle.UnpicklingError):
                 self._publish(None, 1 << 62)  # unblock `wait`: no more answers
+                # The pacer's next hand-over then meets the closed pipe and stops, rather than
+                # keeping the points for a fit that will never come.
+                self._inbox.put(("answered",))
                 return
             self._publish(result, answered)
             self._inbox.put(("answered",))
