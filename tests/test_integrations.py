@@ -96,17 +96,28 @@ def test_wait_returns_the_forecast_of_every_point_handed_over(monkeypatch, backg
     assert (result["step"], result["points"]) == (int(steps[119]), 120)
 
 
+def slow_fits(background: str, duty: float) -> Forecaster:
+    """A forecaster whose fits take their time (`mpl`, seconds for 100 points), a hand-over every
+    5 points, at the training loop's priority (the tests are about the pacing, not the load)."""
+    return Forecaster(
+        schedule=COSINE, every=5, background=background, law="mpl", niceness=0, duty=duty
+    )
+
+
+def feed(live: Forecaster, steps: np.ndarray, loss: np.ndarray, start: int, stop: int) -> None:
+    """Log the points `start` to `stop` (exclusive) of a curve, as fast as the loop can."""
+    for step, value in zip(steps[start:stop], loss[start:stop], strict=True):
+        live.update(int(step), float(value))
+
+
 @pytest.mark.parametrize("background", ["thread", "process"])
 def test_hand_overs_behind_a_fast_loop_coalesce_into_few_fits(background) -> None:
     # The child once fitted every hand-over in turn: behind a loop faster than its fits they
     # queued up, the child never rested and the forecast lagged ever further (40 hand-overs in
     # 4 s gave 40 fits, the last answered 50 s after the last hand-over).
     steps, loss, _ = curve(COSINE, 8000, every=40)
-    with Forecaster(
-        schedule=COSINE, every=5, background=background, law="mpl", niceness=0, duty=1.0
-    ) as live:
-        for step, value in zip(steps[:100], loss[:100], strict=True):
-            live.update(int(step), float(value))
+    with slow_fits(background, duty=1.0) as live:
+        feed(live, steps, loss, 0, 100)
         live.forecast(wait=True, timeout=600)  # enough points for a fit that takes its time
         fitted: list[int] = []
         publish = live._background._publish
@@ -153,17 +164,13 @@ def test_fits_rest_between_them_by_the_duty_asked(monkeypatch) -> None:
 @pytest.mark.parametrize("background", ["thread", "process"])
 def test_wait_starts_the_next_fit_without_its_rest(background) -> None:
     steps, loss, _ = curve(COSINE, 8000, every=40)
-    with Forecaster(
-        schedule=COSINE, every=5, background=background, law="mpl", niceness=0, duty=0.01
-    ) as live:
-        for step, value in zip(steps[:120], loss[:120], strict=True):
-            live.update(int(step), float(value))
+    with slow_fits(background, duty=0.01) as live:
+        feed(live, steps, loss, 0, 120)
         began = time.perf_counter()
         first = live.forecast(wait=True, timeout=600)
         once = time.perf_counter() - began
         # Handed over while the first fit rests (99 times its length, at duty 0.01).
-        for step, value in zip(steps[120:160], loss[120:160], strict=True):
-            live.update(int(step), float(value))
+        feed(live, steps, loss, 120, 160)
         began = time.perf_counter()
         second = live.forecast(wait=True, timeout=600)
         again = time.perf_counter() - began
@@ -174,14 +181,12 @@ def test_wait_starts_the_next_fit_without_its_rest(background) -> None:
 def test_a_child_that_dies_in_a_fit_stops_the_hand_overs() -> None:
     # Once the child is gone no fit will come: the pacer must not keep the run's points for one.
     steps, loss, _ = curve(COSINE, 8000, every=40)
-    with Forecaster(schedule=COSINE, every=5, law="mpl", niceness=0, duty=1.0) as live:
-        for step, value in zip(steps[:120], loss[:120], strict=True):
-            live.update(int(step), float(value))
+    with slow_fits("process", duty=1.0) as live:
+        feed(live, steps, loss, 0, 120)
         time.sleep(0.3)  # in its fit of 120 points (seconds)
         os.kill(live._background._child.pid, signal.SIGKILL)
         live._background._child.wait()
-        for step, value in zip(steps[120:160], loss[120:160], strict=True):
-            live.update(int(step), float(value))
+        feed(live, steps, loss, 120, 160)
         live._background._worker.join(timeout=10)
         assert not live._background._worker.is_alive()
         live.forecast(wait=True, timeout=10)  # returns: no answer will come
