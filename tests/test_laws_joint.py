@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import shared_data as shared
-from law_helpers import require_shared_data, shared_slice_csv
+from law_helpers import require_shared_data, shared_slice_csv, write_csv
 from lrlab.cli import main
 from lrlab.errors import LrlabError
 from lrlab.laws import get_law, load_law
@@ -193,7 +194,8 @@ def test_cli_joint_fit_errors_name_the_problem(tmp_path, capsys):
     (tmp_path / "25M").mkdir()
     paths = [str(shared_slice_csv(tmp_path / "25M", "25M", name)) for name in TWO_RUNS]
     assert main(["fit", *paths, "--joint", "--no-bands"]) == 2
-    assert "all runs are in one directory (25M)" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"all runs are in one group, directory {tmp_path / '25M'} (runs are grouped" in error
     (tmp_path / "100M").mkdir()
     paths.append(str(shared_slice_csv(tmp_path / "100M", "100M", "constant_24000")))
     target = tmp_path / "fits.json"
@@ -205,3 +207,71 @@ def test_cli_joint_fit_errors_name_the_problem(tmp_path, capsys):
     assert main(["fit", *paths, "--joint", "--no-bands"]) == 2
     error = capsys.readouterr().err
     assert "are both named '25M'" in error and str(tmp_path / "other" / "25M") in error
+
+
+def _tunnel_layout(root: Path, widths: dict[str, list[float]]) -> dict[str, list[str]]:
+    """The wind tunnel's layout, ``WIDTH/<run>/eval.csv``, of SYNTHETIC momentum-law runs (one
+    row a step), the law's parameters per width: the paths of each width's runs."""
+    paths: dict[str, list[str]] = {}
+    for width, params in widths.items():
+        law = get_law("momentum")
+        law.params_ = np.array(params)
+        for index, spec in enumerate(TUNNEL_SPECS):
+            lr = parse(spec)(np.arange(800))
+            steps = np.arange(1, 800)
+            loss = law.predict(lr, steps)
+            rows = [f"{s},{lr[s]:.10g},{v:.10g}" for s, v in zip(steps, loss, strict=True)]
+            (root / width / f"run{index}").mkdir(parents=True)
+            path = write_csv(root / width / f"run{index}" / "eval.csv", "step,lr,loss", rows)
+            paths.setdefault(width, []).append(str(path))
+    return paths
+
+
+def test_cli_joint_fit_groups_the_wind_tunnel_s_runs_by_width(tmp_path, capsys):
+    """``d32/<run>/eval.csv``: one group per width, not one per run (whose folder names, the
+    same in every width, used to be refused as two directories of one name)."""
+    widths = {"d32": TUNNEL_MOMENTUM, "d48": [0.21, 1.33, 0.21, 2.02, 0.9810]}
+    paths = _tunnel_layout(tmp_path / "laws_tunnel", widths)
+    out = tmp_path / "fits"
+    argv = ["fit", *paths["d32"], *paths["d48"], "--joint", "--law", "momentum", "--no-bands"]
+    assert main([*argv, "-o", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {group: sorted(fit["quality"]) for group, fit in report.items()} == {
+        "d32": ["d32/run0/eval", "d32/run1/eval", "d32/run2/eval"],
+        "d48": ["d48/run0/eval", "d48/run1/eval", "d48/run2/eval"],
+    }
+    small, large = load_law(out / "d32.json"), load_law(out / "d48.json")
+    assert small.params_dict["lam"] == large.params_dict["lam"]
+    assert small.fit_info_["joint"]["groups"] == ["d32", "d48"]
+
+
+def test_cli_joint_fit_takes_links_as_given(tmp_path, capsys):
+    """Logs linked into ``small/`` and ``large/`` are those groups' runs, wherever they point
+    (here into a folder per run, ``WIDTH/<run>/eval.csv``, so that links followed would make a
+    group of each run's name, mixing the widths); linked into one folder, they are one group."""
+    widths = {"d32": TUNNEL_MOMENTUM, "d48": [0.21, 1.33, 0.21, 2.02, 0.9810]}
+    paths = _tunnel_layout(tmp_path / "store", widths)
+    links = {"small": [], "large": []}
+    for group, width in (("small", "d32"), ("large", "d48")):
+        for path in paths[width]:
+            link = tmp_path / "gathered" / group / f"{Path(path).parent.name}.csv"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+            links[group].append(str(link))
+    argv = ["fit", *links["small"], *links["large"], "--joint", "--law", "momentum", "--no-bands"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {group: sorted(fit["quality"]) for group, fit in report.items()} == {
+        "small": ["small/run0", "small/run1", "small/run2"],
+        "large": ["large/run0", "large/run1", "large/run2"],
+    }
+    assert report["small"]["params"]["L0"] == pytest.approx(TUNNEL_MOMENTUM[0], abs=0.1)
+    one = tmp_path / "gathered" / "one"
+    one.mkdir()
+    for path in paths["d32"][:2] + paths["d48"][:2]:
+        (one / f"{Path(path).parent.parent.name}-{Path(path).parent.name}.csv").symlink_to(path)
+    argv = ["fit", *map(str, sorted(one.iterdir())), "--joint", "--law", "momentum"]
+    assert main([*argv, "--no-bands"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"all runs are in one group, directory {one} (runs are grouped by" in error

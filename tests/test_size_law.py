@@ -23,6 +23,7 @@ from lrlab.laws.sizes import (
     DEFAULT_FORMS,
     SizeWarning,
     count_in_name,
+    describe_count,
     log_distance,
     parse_count,
 )
@@ -75,6 +76,17 @@ def banded() -> SizeLaw:
 def test_directory_names_that_are_counts(name, count):
     assert count_in_name(name) == pytest.approx(count)
     assert parse_count(name, "--params") == pytest.approx(count)
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(25e6, "25M"), (1.3e9, "1.3B"), (350e3, "350K"), (2e12, "2T"), (999e12, "999T")]
+    + [(1e15, "1000T"), (1e16, "1e+16"), (1e30, "1e+30"), (2.5e40, "2.5e+40"), (512, "512")],
+)
+def test_counts_are_described_as_the_names_spell_them_and_huge_ones_plainly(count, text):
+    """Up to 9999T with a suffix; beyond that none (``1e+18T`` reads as a count of T)."""
+    assert describe_count(count) == text
+    assert parse_count(text) == pytest.approx(count)
 
 
 @pytest.mark.parametrize("name", ["d64", "25", "runs", "25MB", "M25", "0M"])
@@ -385,6 +397,15 @@ def test_runs_are_grouped_by_the_directory_given_not_a_link_s_target(tmp_path):
             paths.append(str(link))
     fitted = _fit_sizes(paths, [], tmp_path / "fit.json")
     assert fitted["sizes"] == {"25M": 25e6, "100M": 1e8}
+
+
+def test_a_group_without_a_count_takes_that_of_a_directory_above_it(tmp_path):
+    """``--params DIR=COUNT`` on the directory all runs share covers the groups below it that
+    have no count of their own; a group named like a count keeps its own."""
+    paths = _write_runs(tmp_path / "runs" / "25M", 25e6, names=("constant", "wsd"))
+    paths += _write_runs(tmp_path / "runs" / "big", 1e8, names=("constant", "wsd"))
+    fitted = _fit_sizes(paths, ["--params", "runs=100M"], tmp_path / "fit.json")
+    assert fitted["sizes"] == {"25M": 25e6, "big": 1e8}
 
 
 def test_params_without_size_law(tmp_path, capsys):

@@ -14,6 +14,7 @@ import numpy as np
 
 from lrlab.atomic import atomic_write_text
 from lrlab.cli import arguments, size_options
+from lrlab.cli.run_groups import GROUPING, group_folders
 from lrlab.cli.run_options import (
     add_run_options,
     add_warmup_option,
@@ -64,8 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument(
         "--joint",
         action="store_true",
-        help="one law per directory of runs (e.g. one per model size), sharing the law's shape "
-        "parameters; -o is then a directory receiving GROUP.json per directory",
+        help="one law per group of runs (e.g. one per model size), sharing the law's shape "
+        "parameters; a run's group is the top directory below the one all runs share (d64 for "
+        "d64/<run>/eval.csv), or a nearer one named like a parameter count (25M), paths taken "
+        "as given (links not followed); -o is then a directory receiving GROUP.json per group",
     )
     fit.add_argument("-o", "--output", help="write the fit to this JSON file")
     fit.add_argument("--no-bands", action="store_true", help="skip the jackknife refits")
@@ -144,11 +147,6 @@ def run_fit(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"bands": False} if args.no_bands else {}
     if args.joint:
         groups = _groups_by_directory(args.runs, runs)
-        if len(groups) < 2:
-            raise LrlabError(
-                f"--joint: all runs are in one directory ({next(iter(groups))}); put each "
-                "group's runs (e.g. each model size) in a directory of its own"
-            )
         laws = fit_joint(args.law, groups, progress=report_progress, **options)
         outputs = {name: Path(args.output) / f"{name}.json" for name in laws} if args.output else {}
     else:
@@ -171,11 +169,18 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def _groups_by_directory(paths: list[str], runs: list[Run]) -> dict[str, list[Run]]:
-    """``--joint`` groups: the runs of each directory, named by the directory (the name of its
-    saved fit), so two directories of the same name are an error rather than one group."""
+    """``--joint`` groups: the runs of each group directory (`lrlab.cli.run_groups`), named by
+    the directory (the name of its saved fit), so two directories of one name are an error
+    rather than one group."""
     directories: dict[Path, list[Run]] = {}
-    for path, run in zip(paths, runs, strict=True):
-        directories.setdefault(Path(path).resolve().parent, []).append(run)
+    for directory, run in zip(group_folders(paths), runs, strict=True):
+        directories.setdefault(directory, []).append(run)
+    if len(directories) < 2:
+        raise LrlabError(
+            f"--joint: all runs are in one group, directory {next(iter(directories))} "
+            f"({GROUPING}); put each group's runs (e.g. each model size) in a directory of "
+            "its own below one they share"
+        )
     groups: dict[str, list[Run]] = {}
     seen: dict[str, Path] = {}
     for directory, members in directories.items():

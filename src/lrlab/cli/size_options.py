@@ -3,11 +3,12 @@
 ``evaluate``, ``optimize``), which picks the size to forecast; ``lrlab study`` takes both
 (``--size-law`` with ``--params COUNT`` and ``--params DIR=COUNT``).
 
-Runs are grouped by directory, as for ``--joint``; a directory's parameter count is read from its
-name when the name is one (``25M``, ``124m``, ``1.3B``, ``350K``), else given with ``--params
-DIR=COUNT``, and holds for the runs anywhere below it (the wind tunnel keeps each run in a folder
-of its own: ``d64/<run>/eval.csv``). Heavy modules (scipy's optimiser, through the fit) are
-imported in the handlers, so that building the parser stays cheap.
+Runs are grouped by directory as for ``--joint`` (`lrlab.cli.run_groups`), a directory named by
+``--params DIR=COUNT`` making a group of the runs anywhere below it (the wind tunnel keeps each
+run in a folder of its own: ``d64/<run>/eval.csv``); a group's parameter count is given with
+``--params`` or read from its directory's name (``25M``, ``124m``, ``1.3B``, ``350K``). Heavy
+modules (scipy's optimiser, through the fit) are imported in the handlers, so that building the
+parser stays cheap.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from lrlab.cli.run_groups import group_folders
 from lrlab.cli.run_options import (
     check_outputs,
     describe_warmup,
@@ -62,9 +64,9 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         "--size-law",
         action="store_true",
         help="one law across model sizes, its scale parameters functions of the parameter count "
-        "(runs grouped by directory; a directory's count from its name, such as 25M, 124m or "
-        "1.3B, or from --params): forecasts sizes not run, with --params COUNT on predict, "
-        "evaluate and optimize",
+        "(runs grouped as for --joint, or by a directory --params names; a group's count from "
+        "its directory's name, such as 25M, 124m or 1.3B, or from --params): forecasts sizes "
+        "not run, with --params COUNT on predict, evaluate and optimize",
     )
     parser.add_argument(
         "--params",
@@ -72,7 +74,8 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         type=_directory_count,
         metavar="DIR=COUNT",
         help="with --size-law: the parameter count of the runs in or below directory DIR (a path "
-        "or a name, such as d64 for d64/<run>/eval.csv; repeatable)",
+        "or a name, such as d64 for d64/<run>/eval.csv), which are a group unless a nearer "
+        "directory is (repeatable)",
     )
 
 
@@ -101,9 +104,10 @@ def add_study_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size-law",
         action="store_true",
-        help="with RUN logs of several model sizes (grouped by directory; a directory's count "
-        "from its name, such as 25M or 1.3B, or --params DIR=COUNT): one law across the sizes, "
-        "the schedule designed for --params COUNT",
+        help="with RUN logs of several model sizes (grouped as by fit --joint, or by a "
+        "directory --params DIR=COUNT names; a group's count from its directory's name, such as "
+        "25M or 1.3B, or --params): one law across the sizes, the schedule designed for "
+        "--params COUNT",
     )
     parser.add_argument(
         "--params",
@@ -152,16 +156,14 @@ def law_at_size(fitted: Any, params: float | None, source: str) -> Law:
 def size_groups(
     paths: list[str], runs: list[Run], given: list[tuple[str, float, str]]
 ) -> tuple[dict[str, list[Run]], dict[str, float]]:
-    """The runs of each size and each size's parameter count, named by the directory the count
-    belongs to. A run's count is that of its nearest directory named by ``--params DIR=COUNT``
-    (a path or a directory's name; the run may lie deeper, as the wind tunnel's
-    ``d64/<run>/eval.csv`` does), else of its nearest directory below the runs' common one
-    whose name is a count (``25M``); directories are taken as given, symlinks not followed, so
-    links gathered into ``25M/`` are 25M's runs. Two directories of one name are one group when
-    their counts agree, an error when they differ; a ``--params`` naming no directory of a run,
-    a directory given two counts, and runs without a count are errors."""
+    """The runs of each size and each size's parameter count, named by the group's directory
+    (`lrlab.cli.run_groups`, the rule ``--joint`` uses too, with the directories ``--params
+    DIR=COUNT`` names as groups of their own). A group's count is its directory's ``--params``,
+    else the count its name spells (``25M``), else that of the nearest directory above it named
+    by ``--params`` (the count of the runs anywhere below DIR). Two directories of one name are
+    one group when their counts agree, an error when they differ; a ``--params`` naming no
+    directory of a run, a directory given two counts, and runs without a count are errors."""
     folders = [Path(os.path.abspath(path)).parent for path in paths]
-    common = Path(os.path.commonpath(folders))
     explicit: dict[Path, tuple[float, str]] = {}
     for folder, count, text in given:
         target, name = Path(os.path.abspath(folder)), folder.rstrip("/" + os.sep)
@@ -178,12 +180,12 @@ def size_groups(
     groups: dict[str, list[Run]] = {}
     sizes: dict[str, float] = {}
     origins: dict[str, tuple[Path, str]] = {}
-    for folder, run in zip(folders, runs, strict=True):
-        directory, count, origin = _run_count(folder, common, explicit)
+    for directory, run in zip(group_folders(paths, explicit), runs, strict=True):
+        count, origin = _group_count(directory, explicit)
         if count is None:
             raise LrlabError(
-                f"--size-law: no parameter count for directory {folder}: name it (or a "
-                "directory above it) by its size (such as 25M, 124m, 1.3B or 350K) or give "
+                f"--size-law: no parameter count for directory {directory}, a group of runs: "
+                "name it by its size (such as 25M, 124m, 1.3B or 350K) or give "
                 f"--params {directory.name}=COUNT"
             )
         name = directory.name
@@ -205,23 +207,20 @@ def size_groups(
     return groups, sizes
 
 
-def _run_count(
-    folder: Path, common: Path, explicit: dict[Path, tuple[float, str]]
-) -> tuple[Path, float | None, str]:
-    """The directory that gives the count of a run in `folder`, the count (None: no directory
-    does; the directory is then the one to name with ``--params``) and where it came from."""
-    for directory in (folder, *folder.parents):
-        if directory in explicit:
-            count, origin = explicit[directory]
-            return directory, count, origin
-    # Names below the common directory only: those are what set the runs apart (a folder
-    # above them all, /data/7B/..., says nothing about which run is which size).
-    below = [d for d in (folder, *folder.parents) if d != common and common in d.parents]
-    for directory in below or [folder]:
-        count = count_in_name(directory.name)
-        if count is not None:
-            return directory, count, "from its name"
-    return (below[-1] if below else folder), None, ""
+def _group_count(
+    directory: Path, explicit: dict[Path, tuple[float, str]]
+) -> tuple[float | None, str]:
+    """The parameter count of the runs of group `directory` (None: none given) and where it
+    came from."""
+    if directory in explicit:
+        return explicit[directory]
+    count = count_in_name(directory.name)
+    if count is not None:
+        return count, "from its name"
+    for above in directory.parents:
+        if above in explicit:
+            return explicit[above]
+    return None, ""
 
 
 def run_size_fit(args: argparse.Namespace) -> int:

@@ -136,10 +136,12 @@ def parse_count(text: str, where: str | None = None) -> float:
 
 
 def describe_count(count: float) -> str:
-    """A parameter count in the short form the names use: ``25M``, ``1.3B``, ``350K``."""
+    """A parameter count in the short form the names use: ``25M``, ``1.3B``, ``350K``; from ten
+    thousand T on, a plain number (``1e+30``, not ``1e+18T``)."""
     for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if count >= scale:
-            return f"{count / scale:.4g}{suffix}"
+            text = f"{count / scale:.4g}"
+            return f"{count:.4g}" if "e" in text else f"{text}{suffix}"
     return f"{count:.4g}"
 
 
