@@ -20,8 +20,12 @@ from lrlab.live import LiveForecaster, LogFollower, parse_cooldown
 from lrlab.live.whatif import (
     Cooldown,
     HeldSpread,
+    cooldown_note,
+    default_cooldown,
     plan_whatifs,
     score_whatifs,
+    signed,
+    stable_schedule,
     with_cooldown,
 )
 from lrlab.schedules import parse, save_spec
@@ -110,6 +114,106 @@ def test_each_gain_carries_the_band_of_its_difference_from_the_same_fit() -> Non
         )
     unbanded = score_whatifs(truth_law(), observed, parse(WSD), 8000)[1]
     assert all(item.gain_low is None and not item.separated for item in unbanded)
+
+
+# A tunnel sidecar's warmup, joined before the run's own schedule.
+TUNNEL_WARMUP = "piecewise_linear(points=[[0, 0], [71, 3e-3]])"
+TUNNEL_WSD = (
+    f"join(schedules=[{TUNNEL_WARMUP}, wsd(peak=3e-3, total=728, end=3e-4, cooldown_steps=133, "
+    "decay=exponential)], boundaries=[72])"
+)
+TUNNEL_WSDCON = (
+    f"join(schedules=[{TUNNEL_WARMUP}, constant(peak=3e-3), constant(peak=9e-4)], "
+    "boundaries=[72, 266])"
+)
+
+
+def test_a_warmup_joined_before_a_wsd_cools_down_as_its_plan_does() -> None:
+    """A tunnel sidecar's join(warmup, wsd exponential to 10%): the what-ifs take the WSD's own
+    decay (not linear to 0), so the cooldown at the planned start is the planned run, and the
+    extensions cool down over the plan's share of the run."""
+    plan = parse(TUNNEL_WSD)
+    observed = plan(np.arange(400))
+    planned, whatifs, cooldown = plan_whatifs(observed, plan, 800)
+    assert cooldown.shape == "exponential" and cooldown.floor_ratio == pytest.approx(0.1)
+    assert cooldown.fraction == pytest.approx(133 / 800) and planned.start == 667
+    (same,) = [item for item in whatifs if item.kind == "cooldown" and item.start == 667]
+    np.testing.assert_allclose(same.lr, planned.lr, rtol=1e-12, atol=0)
+    assert [item.start for item in whatifs if item.kind == "extend"] == [1000, 1334]
+    scored_plan, scored, _ = score_whatifs(truth_law(), observed, plan, 800)
+    (at_plan,) = [
+        item for item in scored if item.whatif.kind == "cooldown" and item.whatif.start == 667
+    ]
+    assert at_plan.final_loss == pytest.approx(scored_plan.final_loss, rel=1e-12)
+    assert signed(at_plan.gain) == "0.0000"
+
+
+def test_a_wsdcon_join_cools_down_by_its_drop_to_the_lower_constant() -> None:
+    """The tunnel's wsdcon runs: warmup, peak, then a lower constant to the end. The what-ifs'
+    cooldown is that drop (a step to 30% of the LR it starts from), the planned start is the
+    drop's step, and once it is past there is nothing left to choose."""
+    plan = parse(TUNNEL_WSDCON)
+    observed = plan(np.arange(240))
+    planned, whatifs, cooldown = plan_whatifs(observed, plan, 533)
+    assert cooldown.shape == "step" and cooldown.floor_ratio == pytest.approx(0.3)
+    assert cooldown.fraction == pytest.approx(267 / 533) and planned.start == 266
+    (same,) = [item for item in whatifs if item.kind == "cooldown" and item.start == 266]
+    np.testing.assert_allclose(same.lr, planned.lr, rtol=1e-12, atol=0)
+    later = next(item for item in whatifs if item.kind == "cooldown" and item.start > 400)
+    assert np.all(later.lr[240 : later.start] == 3e-3)  # the peak held up to the drop
+    np.testing.assert_allclose(later.lr[later.start :], 9e-4, rtol=1e-12)
+    _, whatifs, _ = plan_whatifs(plan(np.arange(300)), plan, 533)
+    assert [item.kind for item in whatifs] == ["extend", "extend"]
+
+
+def test_an_infinite_schedule_cools_down_by_its_final_anneal() -> None:
+    """The anneal starts from the constant LR: its end is a fraction of that, not of the peak."""
+    spec = (
+        "infinite(peak=3e-4, warmup=400, cooldown_steps=1000, anneal_start=6000, anneal_steps=2000)"
+    )
+    observed = parse(spec)(np.arange(3000))
+    planned, whatifs, cooldown = plan_whatifs(observed, parse(spec), 8000)
+    assert cooldown.shape == "exponential" and cooldown.floor_ratio == pytest.approx(0.1 / 0.55)
+    (same,) = [item for item in whatifs if item.kind == "cooldown" and item.start == 6000]
+    assert planned.start == 6000
+    np.testing.assert_allclose(same.lr, planned.lr, rtol=1e-12, atol=0)
+
+
+def test_a_decay_that_is_not_a_cooldown_gets_the_default_and_a_note() -> None:
+    cosine = parse(
+        f"join(schedules=[{TUNNEL_WARMUP}, cosine(peak=3e-3, total=728, end=3e-4)], "
+        "boundaries=[72])"
+    )
+    note = cooldown_note(cosine, 800)
+    assert default_cooldown(cosine, 800) == Cooldown()
+    assert "a join ending with a cosine schedule" in note and "--cooldown" in note
+    # A join that decays before its last phase: that phase's LR is not the stable one.
+    decayed_first = parse(f"join(schedules=[{WSD}, constant(peak=1e-5)], boundaries=[8000])")
+    assert cooldown_note(decayed_first, 9000) is not None
+    assert stable_schedule(decayed_first) is None
+    # Nothing to say where the plan does not decay, or where its decay is read.
+    flat = parse(f"join(schedules=[{TUNNEL_WARMUP}, constant(peak=3e-3)], boundaries=[72])")
+    assert default_cooldown(flat, 800) == Cooldown() and cooldown_note(flat, 800) is None
+    assert cooldown_note(parse(TUNNEL_WSD), 800) is None
+    # The forecaster says it with each forecast, unless a cooldown is given.
+    early = run_until(COSINE, 8000, 100, every=20)
+    assert any(
+        "cannot be read" in text for text in LiveForecaster(schedule=COSINE).forecast(early).notes
+    )
+    given = LiveForecaster(schedule=COSINE, cooldown="linear").forecast(early)
+    assert not any("cannot be read" in text for text in given.notes)
+
+
+def test_a_step_cooldown_needs_a_floor() -> None:
+    with pytest.raises(LrlabError, match="step cooldown needs a floor"):
+        Cooldown("step")
+    lr = with_cooldown(np.full(10, 2.0), 4, Cooldown("step", 0.25))
+    assert lr.tolist() == [2.0] * 4 + [0.5] * 6
+
+
+def test_a_change_too_small_to_show_has_no_sign() -> None:
+    assert signed(-3e-6) == "0.0000" and signed(2e-6) == "0.0000"
+    assert signed(0.01234) == "+0.0123" and signed(-0.01236) == "-0.0124"
 
 
 # --- the forecaster -----------------------------------------------------------------------------

@@ -251,3 +251,34 @@ def test_whatif_with_a_bad_cooldown_is_an_error(tmp_path, capsys) -> None:
     args = ["whatif", str(path), "--total-steps", "8000", "--cooldown", "sideways"]
     assert main(args) == 2
     assert "lrlab: error: --cooldown 'sideways': not a decay shape" in capsys.readouterr().err
+
+
+def test_a_best_start_with_a_tiny_gain_shows_no_sign(capsys) -> None:
+    """A gain that rounds to nothing at four decimals prints as 0.0000, not ``~-0.0000``."""
+    from lrlab.cli.watch_commands import _print_whatifs, _row
+    from lrlab.live.forecaster import LiveForecast
+    from lrlab.live.whatif import ScoredWhatIf, WhatIf
+
+    lr = np.full(800, 3e-3)
+    planned = ScoredWhatIf(WhatIf("planned", "planned schedule", 800, 640, lr), 1.6, 1.5, 1.7, 0.0)
+    best = ScoredWhatIf(
+        WhatIf("cooldown", "cooldown at 652", 800, 652, lr), 1.6, 1.5, 1.7, 3e-6, -2e-6, 8e-5
+    )
+    result = LiveForecast(
+        step=399,
+        loss=2.0,
+        points=40,
+        total_steps=800,
+        law_name="mpl",
+        status="forecast",
+        final_loss=1.6,
+        final_low=1.5,
+        final_high=1.7,
+        planned=planned,
+        whatif=(best,),
+        best=best,
+    )
+    assert "652 (~0.0000)" in _row(result)
+    _print_whatifs(result)
+    (line,) = [text for text in capsys.readouterr().out.splitlines() if "cooldown at 652" in text]
+    assert "0.0000 [0.0000, +0.0001]" in line and "-0.0000" not in line

@@ -242,7 +242,7 @@ class _Printer:
 
 
 def _row(result: Any) -> str:
-    from lrlab.live.whatif import EXTENSIONS
+    from lrlab.live.whatif import EXTENSIONS, signed
 
     step = "-" if result.step is None else str(result.step)
     loss = "-" if result.loss is None else f"{result.loss:.4f}"
@@ -256,7 +256,7 @@ def _row(result: Any) -> str:
     if result.best is not None:
         # "~": a change the fit does not tell from none (its difference band includes 0).
         near = "" if result.best.separated else "~"
-        best = f"{result.best.whatif.start} ({near}{-result.best.gain:+.4f})"
+        best = f"{result.best.whatif.start} ({near}{signed(-result.best.gain)})"
     extended = {item.whatif.total: item for item in result.whatif if item.whatif.kind == "extend"}
     longer = [
         f"{extended[total].final_loss:>8.4f}" if total in extended else f"{'-':>8}"
@@ -266,6 +266,8 @@ def _row(result: Any) -> str:
 
 
 def _print_whatifs(result: Any) -> None:
+    from lrlab.live.whatif import signed
+
     print(result.message)
     for note in result.notes:
         print(f"  note: {note}")
@@ -282,9 +284,9 @@ def _print_whatifs(result: Any) -> None:
     print(f"{'what if':<44} {'final loss':>10} {'band':>19} {'gain [band of the gain]':>27}")
     for item in result.whatif:
         mark = " <- best" if result.best is not None and item is result.best else ""
-        gain = f"{item.gain:+.4f}"
+        gain = signed(item.gain)
         if item.gain_low is not None and item.gain_high is not None:
-            gain += f" [{item.gain_low:+.4f}, {item.gain_high:+.4f}]"
+            gain += f" [{signed(item.gain_low)}, {signed(item.gain_high)}]"
         if not item.separated:
             gain += " within uncertainty"
         print(

@@ -57,6 +57,7 @@ from lrlab.live.whatif import (
     ScoredWhatIf,
     WhatIf,
     continuation,
+    cooldown_note,
     parse_cooldown,
     plan_whatifs,
     schedule_total,
@@ -258,6 +259,10 @@ class LiveForecaster:
         if not max_band > 0:
             raise LrlabError(f"max_band must be positive, got {max_band}")
         self.cooldown = parse_cooldown(cooldown)
+        # Said with each forecast where the plan's decay cannot be read as the what-ifs' own.
+        self.cooldown_note: str | None = None
+        if whatifs and self.cooldown is None:
+            self.cooldown_note = cooldown_note(self.schedule, self.total_steps)
         self.level = level
         self.max_band = float(max_band)
         self.whatifs = whatifs
@@ -280,6 +285,8 @@ class LiveForecaster:
         """Fit the law to `run` (the part logged so far) and forecast its end; without a
         reference, a law the points cannot pin down gives way to the next of `fallback`."""
         notes = list(notes)
+        if self.cooldown_note is not None:
+            notes.append(self.cooldown_note)
         points = self.usable_points(run)
         common = {
             "step": int(run.steps[-1]),

@@ -14,8 +14,15 @@ and a budget of ``T`` steps, a what-if is the per-step LR of one choice:
 
 `plan_whatifs` builds the candidates, `score_whatifs` asks a fitted law for each one's final loss
 with its band. The choice of shape and length is the user's (`Cooldown`, e.g. from the decay of a
-schedule found by ``lrlab optimize``); the default is the planned WSD's decay, else linear to 0
-over the last 20%: WSD-20%-linear, the reference schedule of `lrlab.design.baselines`.
+schedule found by ``lrlab optimize``); the default is the planned schedule's own decay, so that
+the cooldown at the planned start is the planned run, else linear to 0 over the last 20%:
+WSD-20%-linear, the reference schedule of `lrlab.design.baselines`.
+
+The planned decay is read from a WSD, a WSDC or an infinite schedule, and from a `Join` (as the
+wind tunnel's sidecars hold) that ends with one of them (a warmup joined before a WSD) or that
+ends by dropping from a constant LR to a lower one for the rest of the run (the tunnel's
+``wsdcon`` runs: a ``step`` cooldown). Any other plan that lowers its LR (a cosine, a join ending
+with one) has no cooldown to read: the default is used and `cooldown_note` says so.
 """
 
 from __future__ import annotations
@@ -45,24 +52,30 @@ DEFAULT_FRACTION = 0.2  # WSD-20%, the reference of `lrlab.design.baselines`
 EXTENSIONS = (1.5, 2.0)
 CANDIDATES = 24  # evenly spaced cooldown starts, besides the planned one and WSD-20%'s
 _EXPONENTIAL_FLOOR = 0.01  # a geometric decay needs a positive end: 1% of the LR it starts from
+# A cooldown's shapes: the `anneal` ones, and a drop to the floor held to the end (a plan's last
+# phase at a lower constant LR).
+COOLDOWN_SHAPES = (*DECAY_SHAPES, "step")
 
 
 @dataclasses.dataclass(frozen=True)
 class Cooldown:
-    """The decay a what-if ends with: its shape (an `anneal` shape), the LR it ends at as a
-    fraction of the LR it starts from, and its length as a fraction of the run (None: chosen by
-    the what-if, from the planned schedule or the best start)."""
+    """The decay a what-if ends with: its shape (an `anneal` shape, or ``step``: the LR drops to
+    the floor at once and stays there), the LR it ends at as a fraction of the LR it starts from,
+    and its length as a fraction of the run (None: chosen by the what-if, from the planned
+    schedule or the best start)."""
 
     shape: str = "linear"
     floor_ratio: float = 0.0
     fraction: float | None = None
 
     def __post_init__(self) -> None:
-        if self.shape not in DECAY_SHAPES:
+        if self.shape not in COOLDOWN_SHAPES:
             raise LrlabError(
                 f"cooldown: unknown decay shape {self.shape!r} (choose from "
-                f"{', '.join(DECAY_SHAPES)})"
+                f"{', '.join(COOLDOWN_SHAPES)})"
             )
+        if self.shape == "step" and self.floor_ratio == 0:
+            raise LrlabError("cooldown: a step cooldown needs a floor ratio above 0")
         if not 0 <= self.floor_ratio < 1:
             raise LrlabError(f"cooldown: floor ratio {self.floor_ratio} must be in [0, 1)")
         if self.fraction is not None and not 0 < self.fraction < 1:
@@ -103,34 +116,141 @@ def parse_cooldown(text: str | Cooldown | None) -> Cooldown | None:
     return cooldown
 
 
-def schedule_cooldown(schedule: Schedule) -> Cooldown | None:
-    """The cooldown of a WSD or WSDC schedule (shape, end, length), else None."""
+def schedule_cooldown(schedule: Schedule, total: int | None = None) -> Cooldown | None:
+    """The cooldown of a schedule whose decay can be read (module docstring: a WSD, WSDC or
+    infinite schedule, or a join ending with one or with a drop to a lower constant): its
+    shape, end and length as a fraction of the run, which ends at the decay's end or, for a
+    drop held to the end, at `total` (None: the length is left open). None for any other."""
+    decay = _planned_decay(schedule)
+    if decay is None:
+        return None
+    shape, ratio, start, length = decay
+    end = start + length if length is not None else total
+    fraction = (end - start) / end if end is not None and start < end else None
+    return Cooldown(shape, ratio, fraction)
+
+
+def default_cooldown(schedule: Schedule | None, total: int) -> Cooldown:
+    """The what-ifs' cooldown when none is given: the planned schedule's own decay, else
+    `Cooldown()` (linear to 0; `cooldown_note` says when that is not the plan's)."""
+    found = None if schedule is None else schedule_cooldown(schedule, total)
+    return found or Cooldown()
+
+
+def cooldown_note(schedule: Schedule | None, total: int) -> str | None:
+    """What to say where the plan lowers its LR within `total` steps in a way that cannot be
+    read as a cooldown (a cosine plan, a join ending with one): the what-ifs then take the
+    default. None where there is nothing to say."""
+    if schedule is None or schedule_cooldown(schedule, total) is not None:
+        return None
+    if not _decays(schedule, total):
+        return None
+    kind = f"a {schedule.name} schedule"
+    if isinstance(schedule, Join):
+        kind = f"a join ending with a {_last_phase(schedule)[0].name} schedule"
+    return (
+        f"the plan's decay ({kind}) cannot be read as a cooldown (that of a "
+        "wsd, wsdc or infinite schedule, or a join ending with one or with a drop to a lower "
+        f"constant LR): the what-ifs cool down {Cooldown().describe()}, the default (--cooldown "
+        "sets it)"
+    )
+
+
+def _decays(schedule: Schedule, total: int) -> bool:
+    """Whether the schedule's LR falls below its peak within `total` steps."""
+    lr = np.asarray(schedule(np.arange(total)), dtype=np.float64)
+    peak = int(np.argmax(lr))
+    return bool(lr[peak:].min() < (1 - 1e-6) * lr[peak])
+
+
+def _planned_decay(schedule: Schedule) -> tuple[str, float, int, int | None] | None:
+    """A schedule's decay: its shape, its end as a fraction of the LR it starts from, the step
+    it starts at and its length in steps (None: to the end of the run); None where none can be
+    read (module docstring)."""
     if isinstance(schedule, WSD):
-        ratio = schedule.floor / schedule.peak
-        return Cooldown(schedule.decay, ratio, schedule.cooldown / schedule.total)
+        start = schedule.total - schedule.cooldown
+        return schedule.decay, schedule.floor / schedule.peak, start, schedule.cooldown
     if isinstance(schedule, WSDC):
-        total = schedule.decay_start + schedule.decay_length
-        return Cooldown(schedule.decay, schedule.end / schedule.peak, schedule.decay_length / total)
+        ratio = schedule.end / schedule.peak
+        return schedule.decay, ratio, schedule.decay_start, schedule.decay_length
+    if isinstance(schedule, Infinite):
+        if schedule.anneal_start is None or schedule.anneal_steps is None:
+            return None
+        # The final anneal starts from the constant LR, not from the peak.
+        ratio = schedule.min_ratio / schedule.constant_ratio
+        return schedule.anneal_shape, ratio, schedule.anneal_start, schedule.anneal_steps
+    if isinstance(schedule, Join):
+        drop = _step_drop(schedule)
+        if drop is not None:
+            return "step", drop[0], drop[1], None
+        last, offset = _last_phase(schedule)
+        inner = _planned_decay(last)
+        if inner is None or not _warmup_before(schedule, len(schedule.schedules) - 1):
+            return None
+        shape, ratio, start, length = inner
+        return shape, ratio, offset + start, length
     return None
+
+
+def _last_phase(schedule: Join) -> tuple[Schedule, int]:
+    """A join's last phase and the step it starts at."""
+    return schedule.schedules[-1], (schedule.boundaries[-1] if schedule.boundaries else 0)
+
+
+def _step_drop(schedule: Join) -> tuple[float, int] | None:
+    """Where a join ends by dropping from a constant LR to a lower constant one (no warmup) for
+    the rest of the run, as the tunnel's ``wsdcon`` runs do: the ratio of the two LRs and the
+    step of the drop; else None."""
+    if len(schedule.schedules) < 2:
+        return None
+    before, last = schedule.schedules[-2:]
+    if not isinstance(before, Constant) or not isinstance(last, Constant):
+        return None
+    if last.warmup or last.peak >= before.peak:
+        return None
+    if not _warmup_before(schedule, len(schedule.schedules) - 2):
+        return None
+    return last.peak / before.peak, schedule.boundaries[-1]
+
+
+def _warmup_before(schedule: Join, index: int) -> bool:
+    """Whether the phases before phase `index` of a join are a warmup to it: their LR never
+    exceeds its peak (else the plan decays before it, and its stable LR is not that phase's)."""
+    peak = getattr(schedule.schedules[index], "peak", None)
+    if peak is None:
+        return False
+    start = schedule.boundaries[index - 1] if index > 0 else 0
+    if start == 0:
+        return True
+    return float(np.max(schedule(np.arange(start)))) <= (1 + 1e-9) * peak
 
 
 def planned_cooldown_start(schedule: Schedule | None, total: int) -> int | None:
     """The step at which `schedule` starts its cooldown within `total` steps (None: it has no
     cooldown there, as a constant schedule)."""
-    start = None
-    if isinstance(schedule, WSD):
-        start = schedule.total - schedule.cooldown
-    elif isinstance(schedule, WSDC):
-        start = schedule.decay_start
-    elif isinstance(schedule, Infinite) and schedule.anneal_start is not None:
-        start = schedule.anneal_start
+    decay = None if schedule is None else _planned_decay(schedule)
+    start = None if decay is None else decay[2]
     return start if start is not None and start < total else None
 
 
 def stable_schedule(schedule: Schedule | None) -> Schedule | None:
     """The schedule without its decay, the LR a run keeps while it has not cooled down: a WSD's
     or WSDC's warmup and peak, an infinite schedule without its final anneal, a constant one as
-    it is; None for any other (the LR is then held at its current value)."""
+    it is, a join with its last phase's (or, where it ends with a drop to a lower constant LR,
+    without that phase); None for any other (the LR is then held at its current value)."""
+    if isinstance(schedule, Join):
+        if _step_drop(schedule) is not None:
+            if len(schedule.schedules) == 2:
+                return schedule.schedules[0]
+            return dataclasses.replace(
+                schedule,
+                schedules=schedule.schedules[:-1],
+                boundaries=schedule.boundaries[:-1],
+            )
+        last = stable_schedule(_last_phase(schedule)[0])
+        if last is None or not _warmup_before(schedule, len(schedule.schedules) - 1):
+            return None
+        return dataclasses.replace(schedule, schedules=(*schedule.schedules[:-1], last))
     if isinstance(schedule, WSD | WSDC):
         return Constant(
             peak=schedule.peak,
@@ -240,6 +360,9 @@ def with_cooldown(base: np.ndarray, start: int, cooldown: Cooldown) -> np.ndarra
     if length <= 0:
         return lr
     peak = float(base[start])
+    if cooldown.shape == "step":
+        lr[start:] = cooldown.floor_ratio * peak
+        return lr
     progress = np.arange(length) / length
     lr[start:] = anneal(progress, peak, cooldown.floor_ratio * peak, cooldown.shape)
     return lr
@@ -260,7 +383,7 @@ def plan_whatifs(
     if total < 2:
         raise LrlabError(f"total steps {total} must be at least 2")
     now = observed_lr.size
-    cooldown = cooldown or (schedule_cooldown(schedule) if schedule else None) or Cooldown()
+    cooldown = cooldown or default_cooldown(schedule, total)
     planned_lr = continuation(observed_lr, schedule, False, total)
     planned_start = planned_cooldown_start(schedule, total)
     # The cooldown has begun when the LR is already below its stable level (the schedule's
@@ -282,8 +405,7 @@ def plan_whatifs(
     )
     stable = continuation(observed_lr, schedule, True, max(total, now))[:total]
     whatifs: list[WhatIf] = []
-    warmup = int(getattr(schedule, "warmup", 0) or 0)
-    first = max(now, warmup, 1)
+    first = max(now, _warmup_end(stable_now if stable_now is not None else schedule), 1)
     last = total - max(1, math.ceil(0.01 * total))  # a decay of at least 1% of the run
     if first <= last and not decided:
         starts = set(np.round(np.linspace(first, last, candidates)).astype(int).tolist())
@@ -306,6 +428,15 @@ def plan_whatifs(
         observed_lr, schedule, total, cooldown, fraction or DEFAULT_FRACTION, extensions
     )
     return planned, whatifs, cooldown
+
+
+def _warmup_end(schedule: Schedule | None) -> int:
+    """The step a schedule (a plan's stable continuation, `stable_schedule`, where it has one)
+    ends its warmup at, a join's in its last phase: no cooldown starts before it."""
+    if isinstance(schedule, Join):
+        last, offset = _last_phase(schedule)
+        return offset + _warmup_end(last)
+    return int(getattr(schedule, "warmup", 0) or 0)
 
 
 def _first_decay(lr: np.ndarray, now: int) -> int | None:
@@ -345,6 +476,13 @@ def extend_whatifs(
             )
         )
     return items
+
+
+def signed(value: float) -> str:
+    """`value` with its sign to four decimals (``+0.0123``), and ``0.0000`` where it rounds to
+    nothing: a tiny change shows no direction (not ``-0.0000`` for a gain of 1e-6)."""
+    text = f"{value:+.4f}"
+    return "0.0000" if float(text) == 0 else text
 
 
 def score(law: Law, whatif: WhatIf, level: float | None = None) -> tuple[float, float, float]:
