@@ -128,17 +128,26 @@ TUNNEL_WSDCON = (
 )
 
 
+def whatifs_starting_as_planned(spec: str, seen: int, total: int, start: int) -> tuple:
+    """The plan `spec`, its LR over the first `seen` steps, its what-ifs and their cooldown, after
+    checking that the plan's cooldown starts at `start` and that the what-if cooling down there
+    is the plan itself, step by step."""
+    plan = parse(spec)
+    observed = plan(np.arange(seen))
+    planned, whatifs, cooldown = plan_whatifs(observed, plan, total)
+    assert planned.start == start
+    (same,) = [item for item in whatifs if item.kind == "cooldown" and item.start == start]
+    np.testing.assert_allclose(same.lr, planned.lr, rtol=1e-12, atol=0)
+    return plan, observed, whatifs, cooldown
+
+
 def test_a_warmup_joined_before_a_wsd_cools_down_as_its_plan_does() -> None:
     """A tunnel sidecar's join(warmup, wsd exponential to 10%): the what-ifs take the WSD's own
     decay (not linear to 0), so the cooldown at the planned start is the planned run, and the
     extensions cool down over the plan's share of the run."""
-    plan = parse(TUNNEL_WSD)
-    observed = plan(np.arange(400))
-    planned, whatifs, cooldown = plan_whatifs(observed, plan, 800)
+    plan, observed, whatifs, cooldown = whatifs_starting_as_planned(TUNNEL_WSD, 400, 800, 667)
     assert cooldown.shape == "exponential" and cooldown.floor_ratio == pytest.approx(0.1)
-    assert cooldown.fraction == pytest.approx(133 / 800) and planned.start == 667
-    (same,) = [item for item in whatifs if item.kind == "cooldown" and item.start == 667]
-    np.testing.assert_allclose(same.lr, planned.lr, rtol=1e-12, atol=0)
+    assert cooldown.fraction == pytest.approx(133 / 800)
     assert [item.start for item in whatifs if item.kind == "extend"] == [1000, 1334]
     scored_plan, scored, _ = score_whatifs(truth_law(), observed, plan, 800)
     (at_plan,) = [
@@ -152,13 +161,9 @@ def test_a_wsdcon_join_cools_down_by_its_drop_to_the_lower_constant() -> None:
     """The tunnel's wsdcon runs: warmup, peak, then a lower constant to the end. The what-ifs'
     cooldown is that drop (a step to 30% of the LR it starts from), the planned start is the
     drop's step, and once it is past there is nothing left to choose."""
-    plan = parse(TUNNEL_WSDCON)
-    observed = plan(np.arange(240))
-    planned, whatifs, cooldown = plan_whatifs(observed, plan, 533)
+    plan, _, whatifs, cooldown = whatifs_starting_as_planned(TUNNEL_WSDCON, 240, 533, 266)
     assert cooldown.shape == "step" and cooldown.floor_ratio == pytest.approx(0.3)
-    assert cooldown.fraction == pytest.approx(267 / 533) and planned.start == 266
-    (same,) = [item for item in whatifs if item.kind == "cooldown" and item.start == 266]
-    np.testing.assert_allclose(same.lr, planned.lr, rtol=1e-12, atol=0)
+    assert cooldown.fraction == pytest.approx(267 / 533)
     later = next(item for item in whatifs if item.kind == "cooldown" and item.start > 400)
     assert np.all(later.lr[240 : later.start] == 3e-3)  # the peak held up to the drop
     np.testing.assert_allclose(later.lr[later.start :], 9e-4, rtol=1e-12)
